@@ -1,0 +1,1 @@
+"""Reference cloud receiver for the sync wire protocol v1."""

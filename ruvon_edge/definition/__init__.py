@@ -1,0 +1,1 @@
+"""Workflow definitions: YAML or Python in, frozen validated models out; the registry."""

@@ -1,0 +1,1 @@
+"""Backends for each provider role, one module per backend, each imported only when asked for."""
