@@ -1,1 +1,4 @@
-"""engine."""
+"""Orchestration: the façade, the runner of one instance, step handlers, merging, saga.
+
+It imports only the provider interfaces; defaults are chosen in ``ruvon_edge.compose``.
+"""

@@ -1,0 +1,309 @@
+"""The engine façade: start, run, resume, cancel, retry and read workflows.
+
+It sees only the provider interfaces; which implementations to use is decided
+where the engine is built (``ruvon_edge.compose``). One asyncio lock per
+workflow keeps two coroutines of this process from running the same instance;
+across processes the row version (compare-and-set) makes a second writer fail
+loudly instead of losing an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+import weakref
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+
+from ruvon_edge.definition.models import WorkflowDefinition
+from ruvon_edge.definition.registry import WorkflowRegistry
+from ruvon_edge.engine import audit
+from ruvon_edge.engine.runner import Runner
+from ruvon_edge.engine.workflow import Workflow
+from ruvon_edge.errors import InvalidInputError, InvalidTransitionError
+from ruvon_edge.providers.execution import ExecutionProvider
+from ruvon_edge.providers.expression_evaluator import ExpressionEvaluator
+from ruvon_edge.providers.observer import NoopObserver, WorkflowObserver
+from ruvon_edge.providers.persistence import (
+    AuditLogRecord,
+    DuplicateIdempotencyKeyError,
+    PersistenceProvider,
+    Transition,
+)
+from ruvon_edge.providers.template_engine import TemplateEngine
+from ruvon_edge.status import RETRYABLE, TERMINAL, WorkflowStatus
+
+S = WorkflowStatus
+
+
+class Engine:
+    """Runs registered workflows durably on the given providers (all required here)."""
+
+    def __init__(
+        self,
+        persistence: PersistenceProvider,
+        registry: WorkflowRegistry,
+        *,
+        execution: ExecutionProvider,
+        observer: WorkflowObserver,
+        expression_evaluator: ExpressionEvaluator,
+        template_engine: TemplateEngine,
+    ) -> None:
+        self.persistence = persistence
+        self.registry = registry
+        self.execution = execution
+        self.observer = observer
+        self.expression_evaluator = expression_evaluator
+        self.template_engine = template_engine
+        self._snapshots: dict[int, tuple[WorkflowDefinition, dict[str, Any], str]] = {}
+        self._by_hash: dict[str, WorkflowDefinition] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def initialize(self) -> None:
+        """Open the persistence and execution providers."""
+        await self.persistence.initialize()
+        await self.execution.initialize(self)
+
+    async def close(self) -> None:
+        """Close the providers."""
+        await self.execution.close()
+        await self.persistence.close()
+
+    async def __aenter__(self) -> Engine:
+        await self.initialize()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- definitions -----------------------------------------------------------------------
+    def snapshot(self, definition: WorkflowDefinition) -> tuple[dict[str, Any], str]:
+        """The stored form of a definition and its content hash (memoised per definition object)."""
+        cached = self._snapshots.get(id(definition))
+        if cached is None or cached[0] is not definition:
+            data = definition.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+            cached = (definition, data, digest)
+            self._snapshots[id(definition)] = cached
+            self._by_hash[digest] = definition
+        return cached[1], cached[2]
+
+    def definition_of(self, row: dict[str, Any]) -> WorkflowDefinition:
+        """The definition an instance started with (its snapshot), not the registry's current one."""
+        digest = row["context"].get("definition_hash")
+        definition = self._by_hash.get(digest) if digest else None
+        if definition is None:
+            definition = self.registry.load_snapshot(row["definition"])
+            if digest:
+                self._by_hash[digest] = definition
+        return definition
+
+    def state_of(self, row: dict[str, Any]) -> BaseModel:
+        """The instance's state as its pydantic model."""
+        return self.registry.state_model(self.definition_of(row)).model_validate(row["state"])
+
+    def view(self, row: dict[str, Any]) -> Workflow:
+        """Wrap a row for callers."""
+        return Workflow(self, row, self.state_of(row))
+
+    # -- starting --------------------------------------------------------------------------
+    async def start_workflow(
+        self,
+        workflow_type: str,
+        initial_data: dict[str, Any] | BaseModel | None = None,
+        *,
+        idempotency_key: str | None = None,
+        parent_id: UUID | str | None = None,
+        owner_id: str | None = None,
+        data_region: str | None = None,
+    ) -> Workflow:
+        """Create an instance (ACTIVE at its first step); the same idempotency key returns the first one."""
+        transition = self.new_instance(
+            workflow_type, initial_data, idempotency_key=idempotency_key, parent_id=parent_id,
+            owner_id=owner_id, data_region=data_region,
+        )
+        try:
+            versions = await self.persistence.commit([transition])
+        except DuplicateIdempotencyKeyError as dup:
+            if dup.existing_id is None:
+                raise
+            return await self.get_workflow(dup.existing_id)
+        row = transition.workflow
+        row["version"] = versions[0]
+        await self.notify("on_workflow_started", row["id"], workflow_type)
+        return self.view(row)
+
+    def new_instance(
+        self,
+        workflow_type: str,
+        initial_data: dict[str, Any] | BaseModel | None,
+        *,
+        idempotency_key: str | None = None,
+        parent_id: UUID | str | None = None,
+        owner_id: str | None = None,
+        data_region: str | None = None,
+    ) -> Transition:
+        """Build (not commit) the creating transition of a new instance; used for children too."""
+        definition = self.registry.get(workflow_type)
+        model = self.registry.state_model(definition)
+        data = initial_data.model_dump() if isinstance(initial_data, BaseModel) else dict(initial_data or {})
+        try:
+            state = model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInputError(f"initial data does not fit {model.__name__}: {_one_line(exc)}") from None
+        snapshot, digest = self.snapshot(definition)
+        now = audit.now_iso()
+        row = {
+            "id": str(uuid.uuid4()),
+            "workflow_type": definition.workflow_type,
+            "workflow_version": definition.workflow_version,
+            "status": S.ACTIVE,
+            "state": state.model_dump(mode="json"),
+            "current_step": definition.steps[0].name,
+            "definition": snapshot,
+            "parent_id": str(parent_id) if parent_id else None,
+            "idempotency_key": idempotency_key,
+            "owner_id": owner_id,
+            "data_region": data_region,
+            "saga_log": [],
+            "context": {"definition_hash": digest},
+            "error": None,
+            "version": 0,
+            "created_at": now,
+            "updated_at": now,
+            "completed_at": None,
+        }
+        started = audit.event(audit.WORKFLOW_STARTED, None, None, S.ACTIVE, workflow_version=definition.workflow_version)
+        return Transition(workflow=row, expected_version=None, audit=[started])
+
+    # -- driving ---------------------------------------------------------------------------
+    async def run(self, workflow_id: UUID | str) -> Workflow:
+        """Run until the workflow finishes or must wait; return it."""
+        return await self._drive(workflow_id)
+
+    async def next_step(self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None) -> Workflow:
+        """Advance one step (plus its ``automate_next`` chain); input resumes a waiting step."""
+        async with self._lock(workflow_id):
+            row = await self._load(workflow_id)
+            if user_input is not None and row["status"] == S.WAITING_HUMAN:
+                user_input = self._validated_input(row, user_input)
+            elif row["status"] != S.ACTIVE:
+                raise InvalidTransitionError(f"cannot advance a workflow that is {row['status']}", workflow_id)
+            return self.view(await Runner(self, row).run(user_input, max_steps=1))
+
+    async def resume(self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None) -> Workflow:
+        """Give a waiting workflow its input (validated first: bad input changes nothing) and run on."""
+        return await self._drive(workflow_id, user_input if user_input is not None else {}, resuming=True)
+
+    async def _drive(
+        self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None, resuming: bool = False
+    ) -> Workflow:
+        async with self._lock(workflow_id):
+            row = await self._load(workflow_id)
+            if resuming:
+                if row["status"] != S.WAITING_HUMAN:
+                    raise InvalidTransitionError(
+                        f"cannot resume a workflow that is {row['status']} (only WAITING_HUMAN)", workflow_id
+                    )
+                user_input = self._validated_input(row, user_input or {})
+            return self.view(await Runner(self, row).run(user_input))
+
+    def _validated_input(self, row: dict[str, Any], user_input: dict[str, Any]) -> dict[str, Any]:
+        step = self.definition_of(row).step(row["current_step"])
+        model = self.registry.input_model(step) if step.input_model else None
+        if model is None:
+            return dict(user_input)
+        try:
+            return model.model_validate(user_input).model_dump()
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"input does not fit {model.__name__}: {_one_line(exc)}", row["id"], step.name
+            ) from None
+
+    async def cancel(self, workflow_id: UUID | str) -> Workflow:
+        """Stop a workflow for good; a finished one cannot be cancelled."""
+        return await self._set_status(workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL, run=False)
+
+    async def retry(self, workflow_id: UUID | str) -> Workflow:
+        """Restart a FAILED workflow at the step that failed, and run it."""
+        return await self._set_status(workflow_id, S.ACTIVE, audit.WORKFLOW_RETRIED, TERMINAL - RETRYABLE, run=True,
+                                      allowed=RETRYABLE)
+
+    async def _set_status(
+        self, workflow_id: UUID | str, new: str, event: str, refused: frozenset[str], *, run: bool,
+        allowed: frozenset[str] | None = None,
+    ) -> Workflow:
+        async with self._lock(workflow_id):
+            row = await self._load(workflow_id)
+            old = row["status"]
+            if old in refused or (allowed is not None and old not in allowed):
+                verb = "retry" if run else "cancel"
+                raise InvalidTransitionError(f"cannot {verb} a workflow that is {old}", workflow_id)
+            runner = Runner(self, row)
+            draft = runner._draft()
+            draft["status"] = new
+            if run:
+                draft["error"] = None
+            await runner._commit(draft, [audit.event(event, row.get("current_step"), old, new)], [])
+            await self.notify("on_workflow_status_changed", row["id"], old, new)
+            if run:
+                await runner.run()
+            return self.view(runner.row)
+
+    # -- reading ---------------------------------------------------------------------------
+    async def get_workflow(self, workflow_id: UUID | str) -> Workflow:
+        """Return the workflow as last committed (``WorkflowNotFoundError`` if unknown)."""
+        return self.view(await self._load(workflow_id))
+
+    async def list_workflows(
+        self, status: str | None = None, workflow_type: str | None = None, limit: int = 20, offset: int = 0
+    ) -> list[Workflow]:
+        """Newest first, filtered and paginated."""
+        rows = await self.persistence.list_workflows(status, workflow_type, limit, offset)
+        return [self.view(r) for r in rows]
+
+    async def get_audit_log(self, workflow_id: UUID | str) -> list[AuditLogRecord]:
+        """The workflow's whole audit trail, oldest first."""
+        return await self.persistence.get_audit_logs(str(workflow_id))
+
+    # -- plumbing --------------------------------------------------------------------------
+    async def _load(self, workflow_id: UUID | str) -> dict[str, Any]:
+        row = await self.persistence.load_workflow(workflow_id if isinstance(workflow_id, UUID) else str(workflow_id))
+        row.setdefault("context", {})
+        row.setdefault("saga_log", [])
+        return row
+
+    def _lock(self, workflow_id: UUID | str) -> asyncio.Lock:
+        key = str(workflow_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def notify(self, hook: str, *args: Any) -> None:
+        """Call an observer hook; an observer that raises is logged and never changes the outcome."""
+        if type(self.observer) is NoopObserver:
+            return
+        try:
+            await getattr(self.observer, hook)(*args)
+        except Exception as exc:  # observers must not change a workflow's outcome
+            import structlog  # only on this rare path: keeps the engine's import light
+
+            structlog.get_logger("ruvon_edge.engine").warning("observer_failed", hook=hook, error=f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
+    return "; ".join(parts)
+
+
+__all__ = ["Engine"]

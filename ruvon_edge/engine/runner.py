@@ -1,0 +1,250 @@
+"""The runner of one workflow instance: load → run a step → one commit → route.
+
+Each step runs outside any transaction; what it did (merged state, new
+position and status, audit rows, saga record, duration metric, queued tasks,
+child workflows) is then written by ONE ``persistence.commit``. The runner
+keeps the row it committed, so a multi-step run reads the database once.
+A row is changed only on a copy: if the commit fails, nothing in memory lies.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from ruvon_edge.definition.models import StepDefinition, WorkflowDefinition
+from ruvon_edge.directives import WorkflowDirective
+from ruvon_edge.engine import audit
+from ruvon_edge.engine.context import StepContext
+from ruvon_edge.engine.invoke import call_step
+from ruvon_edge.engine.merge import MergeConflictError, merge_result
+from ruvon_edge.engine.outcome import Outcome, StepRun
+from ruvon_edge.engine.steps import handler_for
+from ruvon_edge.errors import ExpressionError, StepFailedError
+from ruvon_edge.providers.persistence import Transition
+from ruvon_edge.status import TERMINAL, WorkflowStatus
+
+if TYPE_CHECKING:
+    from ruvon_edge.engine.core import Engine
+
+S = WorkflowStatus
+
+
+class Runner:
+    """Drives one instance until it finishes, must wait, or has taken its step budget."""
+
+    def __init__(self, engine: Engine, row: dict[str, Any]) -> None:
+        self.engine = engine
+        self.row = row
+        self.definition: WorkflowDefinition = engine.definition_of(row)
+        self.state_model: type[BaseModel] = engine.registry.state_model(self.definition)
+
+    # -- driving -----------------------------------------------------------------------
+    async def run(self, user_input: dict[str, Any] | None = None, max_steps: int | None = None) -> dict[str, Any]:
+        """Run steps; ``user_input`` goes to the first (waiting) step; return the last committed row."""
+        taken = 0
+        while True:
+            if self.row["context"].get("compensating"):
+                await self.compensate()
+                break
+            status = self.row["status"]
+            resuming = user_input is not None and status == S.WAITING_HUMAN
+            if status != S.ACTIVE and not resuming:
+                break
+            step = self.definition.step(self.row["current_step"])
+            await self.run_step(step, user_input)
+            user_input = None
+            taken += 1
+            if max_steps is not None and taken >= max_steps and not step.automate_next:
+                break
+        return self.row
+
+    async def run_step(self, step: StepDefinition, user_input: dict[str, Any] | None) -> None:
+        """Run one step and commit what it did (or its failure)."""
+        row = self._draft()
+        old_status = self.row["status"]
+        state = self.state_model.model_validate(row["state"])
+        context = StepContext(
+            workflow_id=row["id"],
+            workflow_type=row["workflow_type"],
+            step_name=step.name,
+            user_input=user_input or {},
+            parent_id=row.get("parent_id"),
+            previous_step=row["context"].get("previous_step"),
+            sub_workflow_results=row["state"].get("sub_workflow_results") or {},
+        )
+        run = StepRun(self.engine, self.definition, step, row, state, context, user_input)
+        started = time.perf_counter()
+        try:
+            outcome = await handler_for(step.type)(run)
+            if outcome.wait is None:
+                new_state = self._merged_state(step, state, outcome)
+                next_step = self._next_step(step, outcome, new_state)
+        except (Exception, WorkflowDirective) as exc:  # a step's failure is data, not a crash
+            await self.fail(row, step, old_status, exc)
+            return
+        duration_ms = (time.perf_counter() - started) * 1000
+        events: list[dict[str, Any]] = []
+        if user_input is not None and old_status == S.WAITING_HUMAN:
+            events.append(audit.event(audit.WORKFLOW_RESUMED, step.name, old_status, S.ACTIVE))
+        if outcome.wait is not None:
+            await self._wait(row, step, old_status, outcome, events)
+            return
+        row["state"] = new_state.model_dump(mode="json")
+        row["current_step"] = next_step
+        row["context"]["previous_step"] = step.name
+        row["context"].get("steps", {}).pop(step.name, None)
+        if step.compensate_function:
+            row["saga_log"] = [*row.get("saga_log") or [], {"step": step.name, "function": step.compensate_function}]
+        row["status"] = S.ACTIVE if next_step is not None else S.COMPLETED
+        events.append(
+            audit.event(audit.STEP_COMPLETED, step.name, old_status, row["status"], duration_ms=round(duration_ms, 3),
+                        next_step=next_step, **outcome.details)
+        )
+        if next_step is None:
+            events.append(audit.event(audit.WORKFLOW_COMPLETED, step.name, old_status, S.COMPLETED))
+        await self._commit(row, events, [audit.duration_metric(step.name, duration_ms)], outcome)
+        notify = self.engine.notify
+        if user_input is not None and old_status == S.WAITING_HUMAN:
+            await notify("on_workflow_resumed", row["id"], step.name, user_input)
+        await notify("on_step_executed", row["id"], step.name, outcome.result, duration_ms)
+        if old_status != row["status"]:
+            await notify("on_workflow_status_changed", row["id"], old_status, row["status"])
+        if row["status"] == S.COMPLETED:
+            await notify("on_workflow_completed", row["id"])
+
+    # -- outcomes ------------------------------------------------------------------------
+    async def _wait(
+        self, row: dict[str, Any], step: StepDefinition, old_status: str, outcome: Outcome, events: list
+    ) -> None:
+        if outcome.result and outcome.merge:
+            row["state"] = merge_result(row["state"], outcome.result, step.merge_strategy, step.merge_conflict)
+        row["status"] = outcome.wait
+        events.append(audit.event(audit.WORKFLOW_WAITING, step.name, old_status, outcome.wait, reason=outcome.wait_reason))
+        await self._commit(row, events, [], outcome)
+        if old_status != outcome.wait:
+            await self.engine.notify("on_workflow_status_changed", row["id"], old_status, outcome.wait)
+        if outcome.wait == S.WAITING_HUMAN:
+            await self.engine.notify("on_workflow_paused", row["id"], step.name, outcome.wait_reason)
+
+    async def fail(self, row: dict[str, Any], step: StepDefinition, old_status: str, exc: BaseException) -> None:
+        """Record a step's failure; in saga mode start compensating, else end FAILED."""
+        error = f"step {step.name!r} failed: {describe(exc)}"
+        row["error"] = error
+        events = [audit.event(audit.STEP_FAILED, step.name, old_status, None, error=error)]
+        if self.definition.saga_mode:
+            row["status"] = S.ACTIVE
+            row["context"]["compensating"] = True
+            events[0]["new_status"] = S.ACTIVE
+            await self._commit(row, events, [])
+            await self.compensate()
+            return
+        row["status"] = S.FAILED
+        events[0]["new_status"] = S.FAILED
+        events.append(audit.event(audit.WORKFLOW_FAILED, step.name, old_status, S.FAILED, error=error))
+        await self._commit(row, events, [])
+        await self.engine.notify("on_workflow_status_changed", row["id"], old_status, S.FAILED)
+        await self.engine.notify("on_workflow_failed", row["id"], error)
+
+    async def compensate(self) -> None:
+        """Undo completed steps in reverse order, one commit each, so a crash resumes where it stopped."""
+        while self.row.get("saga_log"):
+            row = self._draft()
+            entry = row["saga_log"][-1]
+            index = len(row["saga_log"]) - 1
+            await self.engine.notify("on_compensation_started", row["id"], entry["step"], index)
+            error = None
+            try:
+                state = self.state_model.model_validate(row["state"])
+                context = StepContext(row["id"], row["workflow_type"], entry["step"], parent_id=row.get("parent_id"))
+                function = self.engine.registry.resolve(entry["function"])
+                new_state, result, _ = await call_step(
+                    self.engine.execution, function, state, context, {}, retry=None, timeout=None
+                )
+                row["state"] = merge_result(new_state.model_dump(mode="json"), result)
+            except (Exception, WorkflowDirective) as exc:  # one failing compensation must not stop the others
+                error = describe(exc)
+                row["context"].setdefault("compensation_failures", []).append({"step": entry["step"], "error": error})
+            row["saga_log"] = row["saga_log"][:-1]
+            kind = audit.COMPENSATION_FAILED if error else audit.COMPENSATION_COMPLETED
+            await self._commit(row, [audit.event(kind, entry["step"], S.ACTIVE, S.ACTIVE, error=error)], [])
+            await self.engine.notify("on_compensation_completed", row["id"], entry["step"], error is None, error)
+        row = self._draft()
+        row["status"] = S.FAILED_ROLLED_BACK
+        row["context"].pop("compensating", None)
+        failures = row["context"].get("compensation_failures", [])
+        event = audit.event(audit.WORKFLOW_ROLLED_BACK, row["current_step"], S.ACTIVE, S.FAILED_ROLLED_BACK,
+                            error=row.get("error"), compensation_failures=failures)
+        await self._commit(row, [event], [])
+        await self.engine.notify("on_workflow_status_changed", row["id"], S.ACTIVE, S.FAILED_ROLLED_BACK)
+        await self.engine.notify("on_workflow_failed", row["id"], row.get("error"))
+
+    # -- helpers -------------------------------------------------------------------------
+    def _draft(self) -> dict[str, Any]:
+        """A copy of the current row that a step may change freely."""
+        row = dict(self.row)
+        row["context"] = copy.deepcopy(self.row["context"])
+        return row
+
+    def _merged_state(self, step: StepDefinition, state: BaseModel, outcome: Outcome) -> BaseModel:
+        base = (outcome.state or state).model_dump(mode="json")
+        merged = merge_result(base, outcome.result, step.merge_strategy, step.merge_conflict) if outcome.merge else base
+        try:
+            return self.state_model.model_validate(merged)
+        except ValidationError as exc:
+            raise StepFailedError(
+                f"result does not fit the state model: {_first_error(exc)}", self.row["id"], step.name
+            ) from None
+
+    def _next_step(self, step: StepDefinition, outcome: Outcome, state: BaseModel) -> str | None:
+        if outcome.jump is not None:
+            if not any(s.name == outcome.jump for s in self.definition.steps):
+                raise StepFailedError(f"jump to unknown step {outcome.jump!r}", self.row["id"], step.name)
+            return outcome.jump
+        if step.routes:
+            evaluator = self.engine.expression_evaluator
+            scope = {"state": state}
+            for route in step.routes:
+                if route.default is not None:
+                    return route.default
+                if evaluator.evaluate(route.condition or "", scope):
+                    return route.next_step
+            raise StepFailedError("no route matched and there is no default", self.row["id"], step.name)
+        index = self.definition.index_of(step.name) + 1
+        return self.definition.steps[index].name if index < len(self.definition.steps) else None
+
+    async def _commit(
+        self, row: dict[str, Any], events: list[dict], metrics: list[dict], outcome: Outcome | None = None
+    ) -> None:
+        now = audit.now_iso()
+        row["updated_at"] = now
+        if row["status"] in TERMINAL and not row.get("completed_at"):
+            row["completed_at"] = now
+        transition = Transition(
+            workflow=row,
+            expected_version=self.row["version"],
+            audit=events,
+            metrics=metrics,
+            tasks=outcome.tasks if outcome else [],
+        )
+        children = outcome.children if outcome else []
+        versions = await self.engine.persistence.commit([transition, *children])
+        row["version"] = versions[0]
+        self.row = row
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` for an exception, for errors stored on the workflow."""
+    if isinstance(exc, StepFailedError | ExpressionError | MergeConflictError):
+        return getattr(exc, "reason", None) or str(exc)
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))

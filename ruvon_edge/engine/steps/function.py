@@ -1,0 +1,30 @@
+"""STANDARD and DECISION steps: call the step's function, honour directives."""
+
+from __future__ import annotations
+
+from ruvon_edge.directives import WorkflowJumpDirective, WorkflowPauseDirective
+from ruvon_edge.engine.invoke import call_step
+from ruvon_edge.engine.outcome import Outcome, StepRun
+from ruvon_edge.status import WorkflowStatus
+
+
+async def run_function_step(run: StepRun) -> Outcome:
+    """Run ``step.function`` with retries and timeout; a jump or pause directive steers the runner."""
+    if run.step.function is None:
+        return Outcome(result=dict(run.user_input or {}))
+    function = run.engine.registry.resolve(run.step.function)
+    try:
+        state, result, attempts = await call_step(
+            run.engine.execution,
+            function,
+            run.state,
+            run.context,
+            run.user_input or {},
+            retry=run.step.retry,
+            timeout=run.step.timeout_seconds,
+        )
+    except WorkflowJumpDirective as jump:
+        return Outcome(result=jump.result, jump=jump.target, details={"jump": jump.target})
+    except WorkflowPauseDirective as pause:
+        return Outcome(result=pause.result, wait=WorkflowStatus.WAITING_HUMAN, wait_reason=pause.reason)
+    return Outcome(result=result, state=state, details={"attempts": attempts} if attempts > 1 else {})
