@@ -98,7 +98,7 @@ class Runner:
         row["context"]["previous_step"] = step.name
         row["context"].get("steps", {}).pop(step.name, None)
         if step.compensate_function:
-            row["saga_log"] = [*row.get("saga_log") or [], {"step": step.name, "function": step.compensate_function}]
+            row["saga_log"] = [*(row.get("saga_log") or []), {"step": step.name, "function": step.compensate_function}]
         row["status"] = S.ACTIVE if next_step is not None else S.COMPLETED
         events.append(
             audit.event(audit.STEP_COMPLETED, step.name, old_status, row["status"], duration_ms=round(duration_ms, 3),

@@ -1,0 +1,1 @@
+"""Step functions and models used by the core engine tests."""
