@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StepType(StrEnum):
@@ -70,7 +70,9 @@ class Route(_Frozen):
             if self.condition is not None or self.next_step is not None:
                 raise ValueError("a default route takes only 'default'")
         elif self.condition is None or self.next_step is None:
-            raise ValueError("a route needs 'condition' and 'next_step' (or 'target'), or 'default'")
+            raise ValueError(
+                "a route needs 'condition' and 'next_step' (or 'target'), or 'default'"
+            )
         return self
 
     @property
@@ -149,6 +151,14 @@ class WorkflowDefinition(_Frozen):
     saga_mode: bool = False
     schedule: str | None = None
     steps: list[StepDefinition] = Field(min_length=1)
+
+    @field_validator("workflow_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        # YAML reads `workflow_version: 1.0` as a float; users mean the text.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     def step(self, name: str) -> StepDefinition:
         """Return the step called ``name`` (KeyError if absent)."""

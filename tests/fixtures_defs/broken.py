@@ -1,0 +1,3 @@
+"""A module that fails at import time."""
+
+raise RuntimeError("broken on purpose")
