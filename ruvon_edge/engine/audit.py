@@ -43,4 +43,9 @@ def event(
 
 def duration_metric(step_name: str, duration_ms: float) -> dict[str, Any]:
     """The per-step duration metric."""
-    return {"step_name": step_name, "metric_name": "step_duration_ms", "metric_value": duration_ms, "metadata": None}
+    return {
+        "step_name": step_name,
+        "metric_name": "step_duration_ms",
+        "metric_value": duration_ms,
+        "metadata": None,
+    }

@@ -10,9 +10,9 @@ loudly instead of losing an update.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
-import uuid
 import weakref
 from typing import Any
 from uuid import UUID
@@ -22,9 +22,10 @@ from pydantic import BaseModel, ValidationError
 from ruvon_edge.definition.models import WorkflowDefinition
 from ruvon_edge.definition.registry import WorkflowRegistry
 from ruvon_edge.engine import audit
-from ruvon_edge.engine.runner import Runner
+from ruvon_edge.engine.runner import CHILD_WAITS, Runner
 from ruvon_edge.engine.workflow import Workflow
 from ruvon_edge.errors import InvalidInputError, InvalidTransitionError
+from ruvon_edge.ids import time_ordered_id
 from ruvon_edge.providers.execution import ExecutionProvider
 from ruvon_edge.providers.expression_evaluator import ExpressionEvaluator
 from ruvon_edge.providers.observer import NoopObserver, WorkflowObserver
@@ -62,6 +63,7 @@ class Engine:
         self._snapshots: dict[int, tuple[WorkflowDefinition, dict[str, Any], str]] = {}
         self._by_hash: dict[str, WorkflowDefinition] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._background: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -70,7 +72,8 @@ class Engine:
         await self.execution.initialize(self)
 
     async def close(self) -> None:
-        """Close the providers."""
+        """Let background runs reach a stop, then close the providers."""
+        await self.join_background()
         await self.execution.close()
         await self.persistence.close()
 
@@ -124,8 +127,12 @@ class Engine:
     ) -> Workflow:
         """Create an instance (ACTIVE at its first step); the same idempotency key returns the first one."""
         transition = self.new_instance(
-            workflow_type, initial_data, idempotency_key=idempotency_key, parent_id=parent_id,
-            owner_id=owner_id, data_region=data_region,
+            workflow_type,
+            initial_data,
+            idempotency_key=idempotency_key,
+            parent_id=parent_id,
+            owner_id=owner_id,
+            data_region=data_region,
         )
         try:
             versions = await self.persistence.commit([transition])
@@ -151,15 +158,21 @@ class Engine:
         """Build (not commit) the creating transition of a new instance; used for children too."""
         definition = self.registry.get(workflow_type)
         model = self.registry.state_model(definition)
-        data = initial_data.model_dump() if isinstance(initial_data, BaseModel) else dict(initial_data or {})
+        data = (
+            initial_data.model_dump()
+            if isinstance(initial_data, BaseModel)
+            else dict(initial_data or {})
+        )
         try:
             state = model.model_validate(data)
         except ValidationError as exc:
-            raise InvalidInputError(f"initial data does not fit {model.__name__}: {_one_line(exc)}") from None
+            raise InvalidInputError(
+                f"initial data does not fit {model.__name__}: {_one_line(exc)}"
+            ) from None
         snapshot, digest = self.snapshot(definition)
         now = audit.now_iso()
         row = {
-            "id": str(uuid.uuid4()),
+            "id": time_ordered_id(),
             "workflow_type": definition.workflow_type,
             "workflow_version": definition.workflow_version,
             "status": S.ACTIVE,
@@ -178,7 +191,13 @@ class Engine:
             "updated_at": now,
             "completed_at": None,
         }
-        started = audit.event(audit.WORKFLOW_STARTED, None, None, S.ACTIVE, workflow_version=definition.workflow_version)
+        started = audit.event(
+            audit.WORKFLOW_STARTED,
+            None,
+            None,
+            S.ACTIVE,
+            workflow_version=definition.workflow_version,
+        )
         return Transition(workflow=row, expected_version=None, audit=[started])
 
     # -- driving ---------------------------------------------------------------------------
@@ -186,29 +205,41 @@ class Engine:
         """Run until the workflow finishes or must wait; return it."""
         return await self._drive(workflow_id)
 
-    async def next_step(self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None) -> Workflow:
+    async def next_step(
+        self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None
+    ) -> Workflow:
         """Advance one step (plus its ``automate_next`` chain); input resumes a waiting step."""
         async with self._lock(workflow_id):
             row = await self._load(workflow_id)
             if user_input is not None and row["status"] == S.WAITING_HUMAN:
                 user_input = self._validated_input(row, user_input)
             elif row["status"] != S.ACTIVE:
-                raise InvalidTransitionError(f"cannot advance a workflow that is {row['status']}", workflow_id)
+                raise InvalidTransitionError(
+                    f"cannot advance a workflow that is {row['status']}", workflow_id
+                )
             return self.view(await Runner(self, row).run(user_input, max_steps=1))
 
-    async def resume(self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None) -> Workflow:
+    async def resume(
+        self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None
+    ) -> Workflow:
         """Give a waiting workflow its input (validated first: bad input changes nothing) and run on."""
-        return await self._drive(workflow_id, user_input if user_input is not None else {}, resuming=True)
+        return await self._drive(
+            workflow_id, user_input if user_input is not None else {}, resuming=True
+        )
 
     async def _drive(
-        self, workflow_id: UUID | str, user_input: dict[str, Any] | None = None, resuming: bool = False
+        self,
+        workflow_id: UUID | str,
+        user_input: dict[str, Any] | None = None,
+        resuming: bool = False,
     ) -> Workflow:
         async with self._lock(workflow_id):
             row = await self._load(workflow_id)
             if resuming:
                 if row["status"] != S.WAITING_HUMAN:
                     raise InvalidTransitionError(
-                        f"cannot resume a workflow that is {row['status']} (only WAITING_HUMAN)", workflow_id
+                        f"cannot resume a workflow that is {row['status']} (only WAITING_HUMAN)",
+                        workflow_id,
                     )
                 user_input = self._validated_input(row, user_input or {})
             return self.view(await Runner(self, row).run(user_input))
@@ -227,15 +258,29 @@ class Engine:
 
     async def cancel(self, workflow_id: UUID | str) -> Workflow:
         """Stop a workflow for good; a finished one cannot be cancelled."""
-        return await self._set_status(workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL, run=False)
+        return await self._set_status(
+            workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL, run=False
+        )
 
     async def retry(self, workflow_id: UUID | str) -> Workflow:
         """Restart a FAILED workflow at the step that failed, and run it."""
-        return await self._set_status(workflow_id, S.ACTIVE, audit.WORKFLOW_RETRIED, TERMINAL - RETRYABLE, run=True,
-                                      allowed=RETRYABLE)
+        return await self._set_status(
+            workflow_id,
+            S.ACTIVE,
+            audit.WORKFLOW_RETRIED,
+            TERMINAL - RETRYABLE,
+            run=True,
+            allowed=RETRYABLE,
+        )
 
     async def _set_status(
-        self, workflow_id: UUID | str, new: str, event: str, refused: frozenset[str], *, run: bool,
+        self,
+        workflow_id: UUID | str,
+        new: str,
+        event: str,
+        refused: frozenset[str],
+        *,
+        run: bool,
         allowed: frozenset[str] | None = None,
     ) -> Workflow:
         async with self._lock(workflow_id):
@@ -250,6 +295,10 @@ class Engine:
             if run:
                 draft["error"] = None
             await runner._commit(draft, [audit.event(event, row.get("current_step"), old, new)], [])
+            if new == S.CANCELLED:
+                from ruvon_edge.engine.tasks import cancel_awaited_task
+
+                await cancel_awaited_task(self, row)
             await self.notify("on_workflow_status_changed", row["id"], old, new)
             if run:
                 await runner.run()
@@ -261,7 +310,11 @@ class Engine:
         return self.view(await self._load(workflow_id))
 
     async def list_workflows(
-        self, status: str | None = None, workflow_type: str | None = None, limit: int = 20, offset: int = 0
+        self,
+        status: str | None = None,
+        workflow_type: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
     ) -> list[Workflow]:
         """Newest first, filtered and paginated."""
         rows = await self.persistence.list_workflows(status, workflow_type, limit, offset)
@@ -273,7 +326,9 @@ class Engine:
 
     # -- plumbing --------------------------------------------------------------------------
     async def _load(self, workflow_id: UUID | str) -> dict[str, Any]:
-        row = await self.persistence.load_workflow(workflow_id if isinstance(workflow_id, UUID) else str(workflow_id))
+        row = await self.persistence.load_workflow(
+            workflow_id if isinstance(workflow_id, UUID) else str(workflow_id)
+        )
         row.setdefault("context", {})
         row.setdefault("saga_log", [])
         return row
@@ -295,7 +350,76 @@ class Engine:
         except Exception as exc:  # observers must not change a workflow's outcome
             import structlog  # only on this rare path: keeps the engine's import light
 
-            structlog.get_logger("ruvon_edge.engine").warning("observer_failed", hook=hook, error=f"{type(exc).__name__}: {exc}")
+            structlog.get_logger("ruvon_edge.engine").warning(
+                "observer_failed", hook=hook, error=f"{type(exc).__name__}: {exc}"
+            )
+
+    # -- async tasks -----------------------------------------------------------------------
+    async def complete_async_task(
+        self, task_id: str, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> Workflow:
+        """Record a task's outcome (finishes its row), then the waiting workflow merges it and runs on.
+
+        ``error`` fails the step (saga compensation in ``saga_mode``). A report
+        for a task the workflow no longer waits for changes nothing.
+        """
+        from ruvon_edge.engine import tasks
+
+        task_id = str(task_id)
+        return self.view(
+            await tasks.apply(self, task_id, await tasks.find_task(self, task_id), result, error)
+        )
+
+    async def run_async_task(self, task: dict[str, Any]) -> Workflow:
+        """Run a task a worker claimed (``persistence.claim_next_task``) and complete it."""
+        from ruvon_edge.engine import tasks
+
+        return self.view(await tasks.run_task(self, task))
+
+    # -- children --------------------------------------------------------------------------
+    async def on_child_status(
+        self, child_id: UUID | str, parent_id: UUID | str, child_status: str
+    ) -> Workflow:
+        """A child finished or waits: the waiting parent's step reads it again and the parent runs on.
+
+        Called through ``execution.report_child_status_to_parent``; a parent that
+        is no longer waiting on a child is left alone.
+        """
+        async with self._lock(parent_id):
+            row = await self._load(parent_id)
+            if row["status"] in CHILD_WAITS:
+                row = await Runner(self, row).run()
+            return self.view(row)
+
+    def is_running(self, workflow_id: UUID | str) -> bool:
+        """True while a coroutine of this engine drives the workflow (holds its lock)."""
+        lock = self._locks.get(str(workflow_id))
+        return lock is not None and lock.locked()
+
+    def run_in_background(self, workflow_id: UUID | str) -> None:
+        """Run a workflow without waiting for it (FIRE_AND_FORGET); ``close`` waits for these runs."""
+        task = asyncio.get_running_loop().create_task(
+            self._run_quietly(workflow_id), context=contextvars.Context()
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def join_background(self) -> None:
+        """Wait until every background run has finished or must wait."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _run_quietly(self, workflow_id: UUID | str) -> None:
+        try:
+            await self.run(workflow_id)
+        except Exception as exc:  # nobody awaits this run; the workflow stays resumable by `run`
+            import structlog
+
+            structlog.get_logger("ruvon_edge.engine").warning(
+                "background_run_failed",
+                workflow_id=str(workflow_id),
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 def _one_line(exc: ValidationError) -> str:

@@ -33,7 +33,11 @@ def merge_result(
 
 
 def _merge_into(
-    target: dict[str, Any], result: dict[str, Any], strategy: MergeStrategy, conflict: MergeConflict, prefix: str
+    target: dict[str, Any],
+    result: dict[str, Any],
+    strategy: MergeStrategy,
+    conflict: MergeConflict,
+    prefix: str,
 ) -> None:
     for key, new in result.items():
         path = f"{prefix}{key}"
@@ -52,5 +56,7 @@ def _merge_into(
         elif conflict is MergeConflict.OVERWRITE:
             target[key] = new
         elif conflict is MergeConflict.ERROR:
-            raise MergeConflictError(f"result key {path!r} conflicts with the existing value ({old!r} != {new!r})")
+            raise MergeConflictError(
+                f"result key {path!r} conflicts with the existing value ({old!r} != {new!r})"
+            )
         # MergeConflict.KEEP: the existing value stays

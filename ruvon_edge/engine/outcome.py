@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,12 @@ class StepRun:
     state: BaseModel
     context: StepContext
     user_input: dict[str, Any] | None = None
+    save_progress: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+
+    async def checkpoint(self) -> None:
+        """Commit the step's progress (``memory`` and ``row["state"]``) now; a crash resumes from here."""
+        if self.save_progress is not None:
+            await self.save_progress()
 
     @property
     def resumed(self) -> bool:

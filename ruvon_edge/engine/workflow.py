@@ -75,8 +75,19 @@ class Workflow:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict of the instance (state dumped)."""
-        keys = ("workflow_type", "workflow_version", "status", "current_step", "parent_id",
-                "idempotency_key", "error", "version", "created_at", "updated_at", "completed_at")
+        keys = (
+            "workflow_type",
+            "workflow_version",
+            "status",
+            "current_step",
+            "parent_id",
+            "idempotency_key",
+            "error",
+            "version",
+            "created_at",
+            "updated_at",
+            "completed_at",
+        )
         out: dict[str, Any] = {"id": str(self.id)}
         out.update({k: self._row.get(k) for k in keys})
         out["state"] = self.state.model_dump(mode="json")

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from ruvon_edge.directives import WorkflowJumpDirective, WorkflowPauseDirective
+from ruvon_edge.directives import (
+    StartSubWorkflowDirective,
+    WorkflowJumpDirective,
+    WorkflowPauseDirective,
+)
 from ruvon_edge.engine.invoke import call_step
 from ruvon_edge.engine.outcome import Outcome, StepRun
+from ruvon_edge.engine.steps.sub_workflow import follow_child, followed_child, start_child
 from ruvon_edge.status import WorkflowStatus
 
 
 async def run_function_step(run: StepRun) -> Outcome:
-    """Run ``step.function`` with retries and timeout; a jump or pause directive steers the runner."""
+    """Run ``step.function`` with retries and timeout; a jump, pause or sub-workflow directive steers the runner."""
+    if followed_child(run):  # the function started a child: the step now follows it
+        return await follow_child(run)
     if run.step.function is None:
         return Outcome(result=dict(run.user_input or {}))
     function = run.engine.registry.resolve(run.step.function)
@@ -26,5 +33,13 @@ async def run_function_step(run: StepRun) -> Outcome:
     except WorkflowJumpDirective as jump:
         return Outcome(result=jump.result, jump=jump.target, details={"jump": jump.target})
     except WorkflowPauseDirective as pause:
-        return Outcome(result=pause.result, wait=WorkflowStatus.WAITING_HUMAN, wait_reason=pause.reason)
-    return Outcome(result=result, state=state, details={"attempts": attempts} if attempts > 1 else {})
+        return Outcome(
+            result=pause.result, wait=WorkflowStatus.WAITING_HUMAN, wait_reason=pause.reason
+        )
+    except StartSubWorkflowDirective as start:
+        return start_child(
+            run, start.workflow_type, start.initial_data, start.owner_id, start.data_region
+        )
+    return Outcome(
+        result=result, state=state, details={"attempts": attempts} if attempts > 1 else {}
+    )
