@@ -33,13 +33,13 @@ class WorkflowEngine(Engine):
 
             execution = SyncExecutionProvider()
         if expression_evaluator is None:
-            from ruvon_edge.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
+            from ruvon_edge.implementations.expression_evaluator.simple import (
+                SimpleExpressionEvaluator,
+            )
 
             expression_evaluator = SimpleExpressionEvaluator()
         if template_engine is None:
-            from ruvon_edge.implementations.templating.jinja2 import Jinja2TemplateEngine
-
-            template_engine = Jinja2TemplateEngine()
+            template_engine = _DeferredJinja2()
         super().__init__(
             persistence,
             registry,
@@ -48,3 +48,17 @@ class WorkflowEngine(Engine):
             expression_evaluator=expression_evaluator,
             template_engine=template_engine,
         )
+
+
+class _DeferredJinja2(TemplateEngine):
+    """``Jinja2TemplateEngine``, imported on the first render: most workflows never render one."""
+
+    def __init__(self) -> None:
+        self._engine: TemplateEngine | None = None
+
+    def render(self, template: str, context: dict) -> str:
+        if self._engine is None:
+            from ruvon_edge.implementations.templating.jinja2 import Jinja2TemplateEngine
+
+            self._engine = Jinja2TemplateEngine()
+        return self._engine.render(template, context)

@@ -281,14 +281,10 @@ def options_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return options
 
 
-def main(settings: Any, registry: Any = None) -> int:
-    """Entry point of ``ruvon-edge serve``: ``settings`` has ``db, definitions, allow_modules, module_path``."""
+def main(settings: Any, registry: Any) -> int:
+    """Entry point of ``ruvon-edge serve``: ``settings.db`` and the registry the CLI built."""
     configure_logging()
     options = options_from_env()
-    if registry is None:
-        from ruvon_edge.cli import _build_registry
-
-        registry = _build_registry(settings)[0]
     return asyncio.run(_main(settings.db, registry, options))
 
 

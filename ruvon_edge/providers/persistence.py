@@ -78,7 +78,7 @@ class ConcurrentUpdateError(PersistenceError):
 class WorkflowRecord(BaseModel):
     """A workflow as handed to the sync agent (the wire protocol's workflow object)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     id: str
     workflow_type: str
@@ -98,7 +98,7 @@ class WorkflowRecord(BaseModel):
 class AuditLogRecord(BaseModel):
     """One audit row: a status change or a step executed."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     audit_id: str
     workflow_id: str

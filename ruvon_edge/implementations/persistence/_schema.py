@@ -47,7 +47,7 @@ _V1_CORE = (
     "CREATE INDEX workflows_type_created ON workflows(workflow_type, created_at)",
     "CREATE INDEX workflows_parent ON workflows(parent_id) WHERE parent_id IS NOT NULL",
     """CREATE TABLE audit_log (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq INTEGER PRIMARY KEY,  -- no AUTOINCREMENT: its sqlite_sequence row is one more page per step
         audit_id TEXT NOT NULL UNIQUE,
         workflow_id TEXT NOT NULL,
         event_type TEXT NOT NULL,
