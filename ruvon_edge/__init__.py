@@ -34,13 +34,39 @@ _EXPORTS: dict[str, str] = {
     "WorkflowNotFoundError": "ruvon_edge.providers.persistence",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "DefinitionError",
+    "ExpressionError",
+    "InvalidInputError",
+    "InvalidTransitionError",
+    "PersistenceError",
+    "RuvonError",
+    "StartSubWorkflowDirective",
+    "StepContext",
+    "StepDefinition",
+    "StepFailedError",
+    "TemplateError",
+    "Workflow",
+    "WorkflowDefinition",
+    "WorkflowEngine",
+    "WorkflowError",
+    "WorkflowJumpDirective",
+    "WorkflowNotFoundError",
+    "WorkflowPauseDirective",
+    "WorkflowRegistry",
+    "WorkflowStatus",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ruvon_edge.compose import WorkflowEngine
     from ruvon_edge.definition.models import StepDefinition, WorkflowDefinition
     from ruvon_edge.definition.registry import WorkflowRegistry
-    from ruvon_edge.directives import StartSubWorkflowDirective, WorkflowJumpDirective, WorkflowPauseDirective
+    from ruvon_edge.directives import (
+        StartSubWorkflowDirective,
+        WorkflowJumpDirective,
+        WorkflowPauseDirective,
+    )
     from ruvon_edge.engine.context import StepContext
     from ruvon_edge.engine.workflow import Workflow
     from ruvon_edge.errors import (
