@@ -71,7 +71,9 @@ def postgres_backend(tmp_path: Path) -> AbstractAsyncContextManager[PersistenceP
     return postgres_store(require("PostgreSQL", POSTGRES_DSN))
 
 
-def postgres_reopen(provider: PersistenceProvider) -> AbstractAsyncContextManager[PersistenceProvider]:
+def postgres_reopen(
+    provider: PersistenceProvider,
+) -> AbstractAsyncContextManager[PersistenceProvider]:
     """A second PostgreSQL provider (its own pool) on the same schema."""
     from ruvon_edge.implementations.persistence.postgres import PostgresPersistenceProvider
 
