@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import hashlib
 import json
 import weakref
@@ -64,6 +65,7 @@ class Engine:
         self._by_hash: dict[str, WorkflowDefinition] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[None]] = set()
+        self._just_started: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     async def initialize(self) -> None:
@@ -142,6 +144,7 @@ class Engine:
             return await self.get_workflow(dup.existing_id)
         row = transition.workflow
         row["version"] = versions[0]
+        self._remember_start(row)
         await self.notify("on_workflow_started", row["id"], workflow_type)
         return self.view(row)
 
@@ -210,7 +213,7 @@ class Engine:
     ) -> Workflow:
         """Advance one step (plus its ``automate_next`` chain); input resumes a waiting step."""
         async with self._lock(workflow_id):
-            row = await self._load(workflow_id)
+            row = await self._load_for_run(workflow_id)
             if user_input is not None and row["status"] == S.WAITING_HUMAN:
                 user_input = self._validated_input(row, user_input)
             elif row["status"] != S.ACTIVE:
@@ -234,7 +237,7 @@ class Engine:
         resuming: bool = False,
     ) -> Workflow:
         async with self._lock(workflow_id):
-            row = await self._load(workflow_id)
+            row = await self._load_for_run(workflow_id)
             if resuming:
                 if row["status"] != S.WAITING_HUMAN:
                     raise InvalidTransitionError(
@@ -332,6 +335,23 @@ class Engine:
         row.setdefault("context", {})
         row.setdefault("saga_log", [])
         return row
+
+    def _remember_start(self, row: dict[str, Any]) -> None:
+        """Keep a just-created row so the usual ``start_workflow`` then ``run`` reads nothing back."""
+        if len(self._just_started) >= 256:
+            self._just_started.pop(next(iter(self._just_started)))
+        self._just_started[row["id"]] = row
+
+    async def _load_for_run(self, workflow_id: UUID | str) -> dict[str, Any]:
+        """The row to drive: the one this engine just created, else the stored one.
+
+        Using the creating row is as safe as reading it: a concurrent writer
+        would make the first step's compare-and-set fail either way.
+        """
+        row = self._just_started.pop(str(workflow_id), None)
+        if row is None:
+            return await self._load(workflow_id)
+        return {**row, "context": copy.deepcopy(row["context"])}
 
     def _lock(self, workflow_id: UUID | str) -> asyncio.Lock:
         key = str(workflow_id)
