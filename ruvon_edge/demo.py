@@ -257,7 +257,7 @@ def _render(s: dict) -> str:
         f"  payments run      {s['payments']} in {s['device_seconds']:.2f} s: {o.get('captured offline', 0)} captured "
         f"offline under the {FLOOR_LIMIT:.0f} EUR floor limit, {o.get('approved by a manager', 0)} approved and "
         f"{o.get('declined by a manager', 0)} declined by a manager, {o.get('FAILED_ROLLED_BACK', 0)} rolled back (blocked card)",
-        f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_acked', '?')} audit rows "
+        f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_logs_acked', '?')} audit rows "
         f"in {sync.get('batches', '?')} batch(es), {sync.get('quarantined', 0)} quarantined",
         f"  deleted locally   {sync.get('deleted', '?')} (left on the device: {s['left_on_device']})",
         f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
