@@ -14,10 +14,10 @@ import os
 import signal
 import sys
 
-from ruvon_cloud import _notify
 from ruvon_cloud.app import ReceiverApp
 from ruvon_cloud.auth import KeyRing, default_master_key_path
 from ruvon_cloud.store import open_store
+from ruvon_edge import _sd_notify as _notify
 
 
 class UsageError(Exception):
@@ -124,7 +124,7 @@ async def _serve(args) -> int:
         await asyncio.sleep(0.05)
     if server.started:
         _notify.notify("READY=1", f"STATUS=listening on {args.host}:{args.port}")
-    period = _notify.watchdog_period()
+    period = _notify.watchdog_interval()
     while period and not serving.done():
         _notify.notify("WATCHDOG=1")
         await asyncio.wait({serving}, timeout=period)

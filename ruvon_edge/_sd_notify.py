@@ -2,7 +2,8 @@
 
 No libsystemd: the protocol is one datagram to the AF_UNIX socket named by
 ``$NOTIFY_SOCKET`` (a path, or ``@name`` in the abstract namespace).
-Outside systemd every call is a cheap no-op.
+Outside systemd every call is a cheap no-op. Shared by ``serve``, ``ruvon-sync run``
+and ``ruvon-cloud serve``: a stdlib-only leaf, so even the receiver may import it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ def notify(*states: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)  # a manager that is not reading must never stall our event loop
             sock.connect(address)
-            sock.sendall("\n".join(states).encode())
+            sock.send("\n".join(states).encode())
     except OSError:
         return False
     return True

@@ -58,12 +58,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 # fmt: off
-_COMMON = (
+_COMMON: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--db", dict(metavar="PATH", help="SQLite file (default: $RUVON_DB or ./ruvon_edge.db)")),
     ("--json", dict(action="store_true", help="print one JSON document on stdout")),
     ("--config", dict(metavar="FILE.toml", help="keys: db, definitions, allow_modules, module_path")),
 )
-_DEFS = (
+_DEFS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--definitions", dict(metavar="PATH", action="append", help="YAML file or directory (repeatable)")),
     ("--allow-module", dict(dest="allow_modules", metavar="MOD", action="append", help="module callables may come from (repeatable)")),
     ("--module-path", dict(dest="module_path", metavar="DIR", action="append", help="prepended to sys.path (repeatable)")),

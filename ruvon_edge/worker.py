@@ -145,7 +145,7 @@ class Worker:
     async def maintain(self) -> None:
         """Requeue dead workers' tasks (fail those out of attempts) and recover zombie workflows."""
         persistence = self.engine.persistence
-        for task in await persistence.requeue_stale_tasks(self.zombie_threshold):
+        for task in await persistence.requeue_stale_tasks(self.zombie_threshold):  # type: ignore[arg-type]
             self.log.warning("task_requeued" if task["status"] == "QUEUED" else "task_abandoned",
                              task_id=task["task_id"], attempts=task.get("attempts"))  # fmt: skip
             if task["status"] != "QUEUED":
@@ -153,7 +153,7 @@ class Worker:
         busy = set(self.jobs.values())
         stale = [
             b
-            for b in await persistence.scan_stale_heartbeats(self.zombie_threshold)
+            for b in await persistence.scan_stale_heartbeats(self.zombie_threshold)  # type: ignore[arg-type]
             if b["workflow_id"] not in busy
         ]
         if stale:

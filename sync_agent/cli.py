@@ -19,8 +19,9 @@ from pathlib import Path
 
 import structlog
 
+from ruvon_edge import _sd_notify as _notify
 from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
-from sync_agent import _notify, status
+from sync_agent import status
 from sync_agent._lock import LockBusy, SyncLock
 from sync_agent.agent import CycleReport, SyncAgent
 from sync_agent.settings import SettingsError, SyncSettings, load_settings
@@ -160,7 +161,7 @@ def _next_delay(settings: SyncSettings, failures: int) -> float:
 
 
 async def _watchdog(stop: asyncio.Event) -> None:
-    period = _notify.watchdog_period()
+    period = _notify.watchdog_interval()
     while period and not stop.is_set():
         _notify.notify("WATCHDOG=1")
         await asyncio.sleep(period)

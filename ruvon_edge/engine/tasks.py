@@ -128,7 +128,7 @@ async def reconcile(engine: Engine, row: dict[str, Any]) -> dict[str, Any]:
     """Apply the finished task of a PENDING_ASYNC workflow whose completion was interrupted."""
     task_id = awaited_task(row)
     task = await find_task(engine, task_id) if task_id else None
-    if task is None or task["status"] in LIVE:
+    if task_id is None or task is None or task["status"] in LIVE:
         return row
     return await apply(engine, task_id, task, None, None)
 

@@ -70,7 +70,7 @@ async def run_async_step(run: StepRun) -> Outcome:
     execution = run.engine.execution
     if getattr(execution, "dispatches_remotely", False):
         await execution.dispatch_async_task(
-            run.row["id"], run.step.name, run.step.function, state, step_context
+            run.row["id"], run.step.name, run.step.function or "", state, step_context
         )
     else:
         outcome.tasks.append(task_row(task_id, run, state, step_context))

@@ -12,6 +12,8 @@ from ruvon_edge.providers.execution import ExecutionContext
 class ThreadPoolExecutionProvider(LocalExecutionProvider):
     """Sync step functions and tasks run in a pool of ``max_workers`` threads."""
 
+    executor: ThreadPoolExecutor
+
     def __init__(self, max_workers: int = 8) -> None:
         self.max_workers = max_workers
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ruvon-step")
