@@ -18,6 +18,7 @@ from ruvon_cloud.app import ReceiverApp
 from ruvon_cloud.auth import KeyRing, default_master_key_path
 from ruvon_cloud.store import open_store
 from ruvon_edge import _sd_notify as _notify
+from ruvon_edge._logs import configure_json_logs
 
 
 class UsageError(Exception):
@@ -49,25 +50,6 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("device_id")
     add.add_argument("--json", action="store_true")
     return parser
-
-
-def _configure_logging(level: str) -> None:
-    """One JSON event per line on stderr (journald keeps it; the secret is never an event field)."""
-    import logging
-
-    import structlog
-
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            getattr(logging, level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
 
 
 def _keyring(args) -> KeyRing:
@@ -104,7 +86,7 @@ async def _serve(args) -> int:
         import uvicorn
     except ImportError:
         raise UsageError("serving needs uvicorn: pip install 'ruvon-edge[cloud]'") from None
-    _configure_logging(args.log_level)
+    configure_json_logs(args.log_level, sys.stderr)
     app = ReceiverApp(open_store(args.store), _keyring(args), max_body_bytes=args.max_body_bytes)
     config = uvicorn.Config(
         app,

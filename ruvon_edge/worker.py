@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ruvon_edge import _sd_notify
+from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.engine import tasks, zombies
 from ruvon_edge.engine.core import Engine
 from ruvon_edge.providers.persistence import ConcurrentUpdateError, PersistenceError
@@ -283,7 +284,7 @@ def options_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
 
 def main(settings: Any, registry: Any) -> int:
     """Entry point of ``ruvon-edge serve``: ``settings.db`` and the registry the CLI built."""
-    configure_logging()
+    configure_json_logs()
     options = options_from_env()
     return asyncio.run(_main(settings.db, registry, options))
 
@@ -300,17 +301,3 @@ async def _main(db: str, registry: Any, options: dict[str, Any]) -> int:
         return await serve(engine, stop_event=stop, **options)
 
 
-def configure_logging() -> None:
-    """structlog: one JSON object per line on stdout, with ISO UTC timestamps."""
-    import structlog
-
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(),
-        cache_logger_on_first_use=True,
-    )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import random
 import signal
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from ruvon_edge import _sd_notify as _notify
+from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
 from sync_agent import status
 from sync_agent._lock import LockBusy, SyncLock
@@ -53,18 +53,6 @@ def _parser() -> argparse.ArgumentParser:
         "status", parents=[common], help="backlog, oldest pending, last success/error, quarantine"
     )
     return parser
-
-
-def _configure_logging(level: str) -> None:
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
 
 
 def _open_provider(settings: SyncSettings) -> PersistenceProvider:
@@ -179,7 +167,7 @@ async def _status(settings: SyncSettings, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _configure_logging(args.log_level)
+    configure_json_logs(args.log_level, sys.stderr)
     flags = {k: v for k, v in vars(args).items() if k in SyncSettings.model_fields}
     try:
         settings = load_settings(flags, args.config)
