@@ -174,7 +174,7 @@ class Engine:
             ) from None
         snapshot, digest = self.snapshot(definition)
         now = audit.now_iso()
-        row = {
+        row: dict[str, Any] = {
             "id": time_ordered_id(),
             "workflow_type": definition.workflow_type,
             "workflow_version": definition.workflow_version,
@@ -329,9 +329,8 @@ class Engine:
 
     # -- plumbing --------------------------------------------------------------------------
     async def _load(self, workflow_id: UUID | str) -> dict[str, Any]:
-        row = await self.persistence.load_workflow(
-            workflow_id if isinstance(workflow_id, UUID) else str(workflow_id)
-        )
+        # The contract types ids as UUID; every provider also takes their str form.
+        row = await self.persistence.load_workflow(workflow_id)  # type: ignore[arg-type]
         row.setdefault("context", {})
         row.setdefault("saga_log", [])
         return row
