@@ -29,7 +29,7 @@ _INDEXED = ("workflow_type", "status", "idempotency_key", "parent_id", "sync_seq
 _ALWAYS = tuple(
     c for c in _rows.WORKFLOW_COLUMNS if c not in _INDEXED and c not in ("id", "created_at")
 )
-_UPDATE_SQL: dict[tuple[str, ...], str] = {}
+_UPDATE_SQL: dict[tuple[tuple[str, ...], bool], str] = {}
 _INSERT_AUDIT = (
     "INSERT INTO audit_log (audit_id, workflow_id, event_type, step_name, old_status, new_status, details, recorded_at) "
     "VALUES (:audit_id, :workflow_id, :event_type, :step_name, :old_status, :new_status, :details, :recorded_at)"
@@ -55,6 +55,9 @@ def write_workflow(
     With ``cas``, ``expected`` None means "create" and an int means "update
     exactly that version"; anything else raises ``ConcurrentUpdateError``.
     """
+    keep_definition = cas and expected is not None
+    if keep_definition:  # an instance's definition snapshot never changes: not re-encoded, not re-written
+        data = {**data, "definition": None}
     found = conn.execute(_CURRENT, (wid,)).fetchone()
     current = dict(found) if found is not None else None
     if cas:
@@ -67,7 +70,8 @@ def write_workflow(
             "UPDATE sync_counter SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq"
         ).fetchone()[0]
     try:
-        conn.execute(_INSERT_WORKFLOW if current is None else _update_sql(current, row), row)
+        sql = _INSERT_WORKFLOW if current is None else _update_sql(current, row, keep_definition)
+        conn.execute(sql, row)
     except sqlite3.IntegrityError:
         key = row["idempotency_key"]
         holder = (
@@ -82,12 +86,13 @@ def write_workflow(
     return row["version"]
 
 
-def _update_sql(current: dict, row: dict) -> str:
+def _update_sql(current: dict, row: dict, keep_definition: bool) -> str:
     changed = tuple(c for c in _INDEXED if current[c] != row[c])
-    sql = _UPDATE_SQL.get(changed)
+    sql = _UPDATE_SQL.get((changed, keep_definition))
     if sql is None:
-        sets = ", ".join(f"{c} = :{c}" for c in (*_ALWAYS, *changed))
-        sql = _UPDATE_SQL[changed] = f"UPDATE workflows SET {sets} WHERE id = :id"
+        columns = [c for c in (*_ALWAYS, *changed) if not (keep_definition and c == "definition")]
+        sets = ", ".join(f"{c} = :{c}" for c in columns)
+        sql = _UPDATE_SQL[(changed, keep_definition)] = f"UPDATE workflows SET {sets} WHERE id = :id"
     return sql
 
 
