@@ -13,13 +13,19 @@ Targets: >= 5,000 workflows/s, RSS growth <= 20 MB.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# Run as a script, this folder comes first on sys.path, and bench/queue.py would shadow the
+# stdlib `queue` (which the SQLite provider's thread needs): drop it before any other import.
+if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+    del sys.path[0]
+
 import argparse
 import asyncio
 import json
-import os
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,9 +36,12 @@ from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvi
 from ruvon_edge.providers.persistence import Transition
 
 
-def _rss_kb(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
+def _rss_pair() -> tuple[int, int]:
+    """(VmRSS, RssAnon) in kB from one read of /proc/self/status (the sampler runs every 10 ms)."""
+    with open("/proc/self/status", "rb") as fh:
+        text = fh.read()
+    rss, anon = (int(text.split(key, 1)[1].split(None, 1)[0]) for key in (b"VmRSS:", b"RssAnon:"))
+    return rss, anon
 
 
 async def fill(db: Path, n: int, audit_per: int) -> list[str]:
@@ -56,34 +65,36 @@ async def fill(db: Path, n: int, audit_per: int) -> list[str]:
 
 async def agent_child(args: argparse.Namespace) -> None:
     """Run one drain with the real agent; print its report and RSS figures as JSON."""
+    from ruvon_edge._logs import configure_json_logs
     from sync_agent.agent import SyncAgent
-    from sync_agent.cli import _configure_logging
     from sync_agent.settings import SyncSettings
     from sync_agent.transport import Transport
 
-    _configure_logging("info")  # JSON events to stderr, as in production
+    configure_json_logs("info", sys.stderr)  # JSON events to stderr, as in production
     settings = SyncSettings(
         db=args.db, url=args.url, device_id="bench-1", key_id=args.key_id, secret=args.secret
     )
-    peak = [_rss_kb(), _rss_kb("RssAnon")]
+    peak = list(_rss_pair())
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.01):
-            peak[0], peak[1] = max(peak[0], _rss_kb()), max(peak[1], _rss_kb("RssAnon"))
+            rss, anon = _rss_pair()
+            peak[0], peak[1] = max(peak[0], rss), max(peak[1], anon)
 
     provider = SQLitePersistenceProvider(settings.db)
     async with provider, Transport(settings) as transport:
         agent = SyncAgent(provider, settings, transport)
         await provider.sync_backlog()  # warm: connections open, schema read
-        baseline, anon_baseline = _rss_kb(), _rss_kb("RssAnon")
+        baseline, anon_baseline = _rss_pair()
         threading.Thread(target=sample, daemon=True).start()
         report = await agent.drain()
         done.set()
+        rss, anon = _rss_pair()
     print(json.dumps({"ok": report.ok, "errors": report.errors, "deleted": report.deleted, "audit": report.audit_acked,
                       "batches": report.batches, "seconds": report.duration_s, "body_bytes": report.body_bytes,
-                      "wire_bytes": report.wire_bytes, "rss_baseline_kb": baseline, "rss_peak_kb": max(peak[0], _rss_kb()),
-                      "anon_baseline_kb": anon_baseline, "anon_peak_kb": max(peak[1], _rss_kb("RssAnon"))}))  # fmt: skip
+                      "wire_bytes": report.wire_bytes, "rss_baseline_kb": baseline, "rss_peak_kb": max(peak[0], rss),
+                      "anon_baseline_kb": anon_baseline, "anon_peak_kb": max(peak[1], anon)}))  # fmt: skip
 
 
 def _free_port() -> int:
@@ -123,10 +134,12 @@ def main() -> None:
             child = subprocess.Popen(
                 [sys.executable, __file__, "--agent-child", "--db", str(db), "--url", f"http://127.0.0.1:{port}",
                  "--key-id", key["key_id"], "--secret", key["secret"]],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
             newest = _finish_one_mid_drain(db, delay=min(1.0, args.workflows / 20_000))
-            out, _ = child.communicate()
+            out, err = child.communicate()
+            if child.returncode != 0:
+                raise SystemExit(f"agent child failed ({child.returncode}):\n{err[-3000:]}")
             result = json.loads(out)
         finally:
             receiver.terminate()

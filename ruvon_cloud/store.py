@@ -11,7 +11,6 @@ schema) is for scale.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import sqlite3
 import time
@@ -19,6 +18,8 @@ from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+from pydantic_core import to_json
 
 from sync_agent.protocol import TIMESTAMP_WINDOW_SECONDS, WireAuditLog, WireWorkflow
 
@@ -48,7 +49,7 @@ _SCHEMA = [
 def _wf_row(device_id: str, w: WireWorkflow, batch_id: str, now: float) -> tuple:
     return (
         device_id, w.id, w.sync_version, w.workflow_type, w.workflow_version, w.status,
-        json.dumps(w.state), w.current_step, w.parent_id, w.idempotency_key, w.created_at,
+        to_json(w.state).decode(), w.current_step, w.parent_id, w.idempotency_key, w.created_at,
         w.updated_at, w.completed_at, batch_id, now,
     )  # fmt: skip
 
@@ -56,7 +57,7 @@ def _wf_row(device_id: str, w: WireWorkflow, batch_id: str, now: float) -> tuple
 def _audit_row(device_id: str, a: WireAuditLog, batch_id: str, now: float) -> tuple:
     return (
         device_id, a.audit_id, a.workflow_id, a.event_type, a.step_name, a.old_status,
-        a.new_status, json.dumps(a.details), a.recorded_at, batch_id, now,
+        a.new_status, to_json(a.details).decode(), a.recorded_at, batch_id, now,
     )  # fmt: skip
 
 

@@ -15,10 +15,14 @@ import asyncio
 import json
 import time
 import uuid
+from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import structlog
+from pydantic_core import to_json
 
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
@@ -32,6 +36,7 @@ from sync_agent.transport import AuthRefused, Stopped, TooLarge, Transport, Tran
 
 log = structlog.get_logger("ruvon_sync")
 _ENVELOPE_BYTES = 256  # batch_id, device_id, sent_at and the JSON around the two arrays
+_IN_FLIGHT = 2  # sends awaiting an answer at once; more only queues at the receiver
 
 
 def utcnow() -> str:
@@ -71,7 +76,7 @@ class _Unit:
     spoiled: bool = False
 
 
-_Rec = tuple[str, str, str, bytes]  # (kind, record id, workflow id, JSON)
+_Rec = tuple[str, str, str, bytes | memoryview]  # (kind, record id, workflow id, JSON)
 
 
 @dataclass
@@ -80,12 +85,28 @@ class _Batch:
     size: int = _ENVELOPE_BYTES
 
     def body(self, batch_id: str, device_id: str) -> bytes:
+        """The request body; each record's JSON then becomes a view into it (one copy in memory)."""
         head = json.dumps({"batch_id": batch_id, "device_id": device_id, "sent_at": utcnow()})[:-1]
-        wfs = b",".join(r for k, _, _, r in self.records if k == "workflow")
-        aus = b",".join(r for k, _, _, r in self.records if k == "audit")
-        return b"".join(
-            (head.encode(), b', "workflows": [', wfs, b'], "audit_logs": [', aus, b"]}")
-        )
+        chunks: list[bytes | memoryview] = [head.encode(), b', "workflows": [']
+        starts: dict[int, int] = {}
+        pos = len(chunks[0]) + len(chunks[1])
+        for kind, close in (("workflow", b'], "audit_logs": ['), ("audit", b"]}")):
+            sep = b""
+            for n, (k, _, _, raw) in enumerate(self.records):
+                if k == kind:
+                    chunks += (sep, raw)
+                    starts[n] = pos + len(sep)
+                    pos += len(sep) + len(raw)
+                    sep = b","
+            chunks.append(close)
+            pos += len(close)
+        body = b"".join(chunks)
+        view = memoryview(body)
+        self.records = [
+            (k, i, w, view[starts[n] : starts[n] + len(raw)])
+            for n, (k, i, w, raw) in enumerate(self.records)
+        ]
+        return body
 
 
 class _Handoff:
@@ -119,6 +140,7 @@ class SyncAgent:
         self.transport = transport
         self.stop = transport.stop
         self._units: dict[str, _Unit] = {}
+        self._applying: asyncio.Task | None = None
 
     async def drain(self) -> CycleReport:
         """Send everything pending, in passes, until a pass makes no progress; record the outcome."""
@@ -168,25 +190,48 @@ class SyncAgent:
     async def _pass(self, report: CycleReport) -> None:
         """Walk the pending set once by sync sequence (so the newest is reached, never starved).
 
-        Three stages overlap: reading and encoding the next batch, sending one,
-        and applying the previous answer's acks. Answers are applied in order,
-        and whatever was answered is applied even when a later send fails.
+        The stages overlap: reading and encoding the next batch, up to
+        ``_IN_FLIGHT`` sends (the receiver validates one batch while it commits
+        the one before), and applying the previous answer's acks. Answers are
+        applied one at a time in the order the batches were read; whatever was
+        answered is applied even when another send fails, and the first
+        failure is raised once every send in flight has settled.
         """
         ready = _Handoff()
         producer = asyncio.create_task(self._produce(ready, report))
-        applying: asyncio.Task | None = None
+        sending: deque[asyncio.Task] = deque()
+        self._applying = None
+        failure: BaseException | None = None
         try:
             while (batch := await ready.get()) is not None:
-                delivered = await self._deliver(batch, report)
-                if applying is not None:
-                    await applying
-                applying = asyncio.create_task(self._apply_all(delivered, report))
+                sending.append(asyncio.create_task(self._deliver(batch, report)))
+                if len(sending) >= _IN_FLIGHT:
+                    await self._settle(sending.popleft(), report)
             await producer  # surfaces a read error
+        except BaseException as exc:
+            failure = exc
         finally:
             producer.cancel()
-            if applying is not None:
-                await applying
+            if isinstance(failure, asyncio.CancelledError):
+                for task in sending:  # cancelled: nothing more waits for an answer
+                    task.cancel()
+            while sending:  # answered sends are applied whatever failed around them
+                try:
+                    await self._settle(sending.popleft(), report)
+                except BaseException as exc:
+                    failure = failure or exc
+            if self._applying is not None:
+                await self._applying
             self._units.clear()
+        if failure is not None:
+            raise failure
+
+    async def _settle(self, sent: asyncio.Task, report: CycleReport) -> None:
+        """Wait for one send, then hand its answer to the applier after the previous one."""
+        delivered = await sent
+        if self._applying is not None:
+            await self._applying
+        self._applying = asyncio.create_task(self._apply_all(delivered, report))
 
     async def _produce(self, ready: _Handoff, report: CycleReport) -> None:
         s = self.settings
@@ -198,12 +243,15 @@ class SyncAgent:
                     break
                 after = max(w.sync_seq or 0 for w in page)
                 ids = [w.id for w in page]
-                audits = await self.provider.get_audit_logs_for_workflows(ids, s.audit_per_workflow)
                 by_wf: dict[str, list[AuditLogRecord]] = {}
-                for a in audits:
+                for a in await self.provider.get_audit_logs_for_workflows(
+                    ids, s.audit_per_workflow
+                ):
                     by_wf.setdefault(a.workflow_id, []).append(a)
-                for wf in page:
-                    batch = await self._add_unit(wf, by_wf.get(wf.id, []), batch, ready, report)
+                page.reverse()
+                while page:  # records leave memory as they are encoded, not with the page
+                    wf = page.pop()
+                    batch = await self._add_unit(wf, by_wf.pop(wf.id, []), batch, ready, report)
             if batch.records:
                 await ready.put(batch)
         finally:  # the end (or a read error, raised by ``await producer``) reaches the sender
@@ -219,12 +267,8 @@ class SyncAgent:
     ) -> _Batch:
         """Append a workflow's audit rows, then the workflow itself, handing on full batches."""
         s = self.settings
-        records: list[_Rec] = [
-            ("audit", a.audit_id, wf.id, a.model_dump_json().encode()) for a in audits
-        ]
-        records.append(
-            ("workflow", wf.id, wf.id, wf.model_dump_json(exclude={"sync_seq"}).encode())
-        )
+        records: list[_Rec] = [("audit", a.audit_id, wf.id, to_json(a)) for a in audits]
+        records.append(("workflow", wf.id, wf.id, to_json(wf, exclude={"sync_seq"})))
         self._units[wf.id] = _Unit(wf.id, wf.sync_version, {(k, i) for k, i, _, _ in records})
         for rec in records:
             raw = rec[3]
@@ -250,9 +294,8 @@ class SyncAgent:
         started = time.perf_counter()
         batch_id = str(uuid.uuid4())
         body = batch.body(batch_id, self.transport.device_id)
-        sent_before = self.transport.sent_bytes
         try:
-            response = await self.transport.send(body, batch_id)
+            response, wire_bytes = await self.transport.send(body, batch_id)
         except TooLarge as exc:
             if len(batch.records) == 1:
                 await self._quarantine(batch.records[0][0], batch.records[0][1], str(exc), report)
@@ -272,7 +315,7 @@ class SyncAgent:
             (k, i, w, b"") for k, i, w, _ in batch.records
         ]  # the JSON is sent: free it now
         meta = {"batch_id": batch_id, "records": len(batch.records), "bytes": len(body),
-                "wire_bytes": self.transport.sent_bytes - sent_before, "started": started}  # fmt: skip
+                "wire_bytes": wire_bytes, "started": started}  # fmt: skip
         return [(batch, response, meta)]
 
     async def _apply_all(
@@ -298,18 +341,15 @@ class SyncAgent:
         acked_wf = [
             w for w in dict.fromkeys(response.acked_workflow_ids) if ("workflow", w) in sent
         ]
-        if acked_audit:
-            await self.provider.ack_synced_audit_logs(acked_audit)
         resolved = {("audit", a) for a in acked_audit} | {("workflow", w) for w in acked_wf}
-        quarantined = 0
+        holds = []
         for rej in response.rejected:
             if (rej.kind, rej.id) not in sent or (rej.kind, rej.id) in resolved:
                 continue
             if rej.retryable:
                 report.rejected_retryable += 1
             else:
-                await self._quarantine(rej.kind, rej.id, rej.reason, report)
-                quarantined += 1
+                holds.append(self._quarantine(rej.kind, rej.id, rej.reason, report))
         for kind, rid, wf_id, _ in batch.records:
             if (unit := self._units.get(wf_id)) is not None and (kind, rid) in resolved:
                 unit.outstanding.discard((kind, rid))
@@ -319,11 +359,25 @@ class SyncAgent:
             if kind == "workflow" and (unit := self._units.pop(rid, None)) is not None:
                 if not unit.spoiled and not unit.outstanding:
                     ready.append(unit)
-        deleted = 0
+        # Queued together, in this order, so the store commits them as one group: the acked
+        # audit rows go first, then quarantines, then the delete, whose own predicate (no
+        # audit row left, terminal, version as handed out) is what keeps any workflow whose
+        # rows were not all removed.
+        writes: list[Awaitable[Any]] = []
+        if acked_audit:
+            writes.append(self.provider.ack_synced_audit_logs(acked_audit))
+        writes += holds
         if ready:
-            deleted = await self.provider.delete_synced_workflows(
-                [u.id for u in ready], versions={u.id: u.version for u in ready}
+            writes.append(
+                self.provider.delete_synced_workflows(
+                    [u.id for u in ready], versions={u.id: u.version for u in ready}
+                )
             )
+        done = await asyncio.gather(*writes, return_exceptions=True)
+        if failed := [e for e in done if isinstance(e, BaseException)]:
+            raise failed[0]
+        deleted = cast(int, done[-1]) if ready else 0
+        quarantined = len(holds)
         report.workflows_acked += len(acked_wf)
         report.audit_acked += len(acked_audit)
         report.deleted += deleted

@@ -44,7 +44,7 @@ class SyncSettings(BaseModel):
     ca_file: Path | None = Field(
         default=None, description="extra CA bundle; verification is never disabled"
     )
-    page_size: int = Field(default=250, ge=1, le=10_000, description="workflows read per page")
+    page_size: int = Field(default=200, ge=1, le=10_000, description="workflows read per page")
     audit_per_workflow: int = Field(
         default=200, ge=1, description="audit rows sent per workflow per pass"
     )

@@ -115,9 +115,14 @@ class Transport:
             return gzip.compress(body, compresslevel=5, mtime=0), {"Content-Encoding": "gzip"}
         return body, {}
 
-    async def send(self, body: bytes, batch_id: str) -> protocol.BatchResponse:
-        """Deliver one batch, retrying transient failures; raise ``TransportError`` or ``Stopped``."""
+    async def send(self, body: bytes, batch_id: str) -> tuple[protocol.BatchResponse, int]:
+        """Deliver one batch, retrying transient failures; raise ``TransportError`` or ``Stopped``.
+
+        Returns the answer and the bytes this batch put on the wire (all attempts):
+        sends may overlap, so ``sent_bytes`` differences do not tell one batch's share.
+        """
         wire, content_headers = self.encode(body)
+        attempts = 0
         s = self.settings
         jitter = wait_random_exponential(multiplier=s.backoff_base, max=s.backoff_max)
 
@@ -136,9 +141,10 @@ class Transport:
         )
         async for attempt in retrying:
             with attempt:
+                attempts += 1
                 response = await self._post(wire, content_headers, batch_id)
         self.raw_bytes += len(body)
-        return response
+        return response, attempts * len(wire)
 
     async def _sleep(self, seconds: float) -> None:
         try:

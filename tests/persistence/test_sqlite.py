@@ -280,6 +280,7 @@ async def test_every_hot_query_uses_an_index(tmp_path):
     assert len(plans) >= 25
     for sql, plan in plans.items():
         scans = [p for p in plan if p.startswith("SCAN ") and "USING" not in p
+                 and "VIRTUAL TABLE" not in p  # json_each over the ids we pass in
                  and not p.startswith(("SCAN json_each", "SCAN (subquery"))]  # fmt: skip
         assert not scans, f"{sql}\n{plan}"
         if re.search(r"ORDER BY (created_at DESC|w.sync_seq|h.last_heartbeat)", sql):

@@ -9,8 +9,12 @@ resending it every pass would only spend bandwidth.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
+from typing import TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ruvon_edge.providers.persistence import AuditLogRecord, WorkflowRecord
 
@@ -31,30 +35,101 @@ def _snapshot(conn: sqlite3.Connection, fn, *args):
         conn.execute("COMMIT")
 
 
+# Record field -> stored column. JSON columns are decoded as ``_rows`` does (NULL or empty -> {}).
+_WF_COLS = {
+    **{f: "w." + f for f in ("id", "workflow_type", "workflow_version", "status", "state",
+                             "current_step", "parent_id", "idempotency_key", "created_at",
+                             "updated_at", "completed_at")},
+    "sync_version": "w.version",
+    "sync_seq": "w.sync_seq",
+}  # fmt: skip
+_AUDIT_COLS = {
+    f: "a." + f
+    for f in ("audit_id", "workflow_id", "event_type", "step_name", "old_status", "new_status",
+              "details", "recorded_at")
+}  # fmt: skip
+_JSON_COLS = frozenset({"state", "details"})
+M = TypeVar("M", bound=BaseModel)
+# The oldest ``per_workflow`` unquarantined rows of each workflow: one index seek per workflow
+# (rowids from the correlated LIMIT subquery), never a scan of a long trail.
+_AUDIT_PAGE = (
+    "FROM json_each(?) j CROSS JOIN audit_log a ON a.seq IN "
+    "(SELECT b.seq FROM audit_log b WHERE b.workflow_id = j.value AND NOT EXISTS "
+    "(SELECT 1 FROM sync_quarantine q WHERE q.kind = 'audit' AND q.record_id = b.audit_id) "
+    "ORDER BY b.seq LIMIT ?) ORDER BY a.seq"
+)
+# One statement for the whole ack: the (id, version) pairs join the table through its primary
+# key (CROSS JOIN: the planner must start from the list, never scan the terminal set), and every
+# row carries the full safety predicate.
+_DELETE_ELIGIBLE = (
+    "WITH c(id, version) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
+    "FROM json_each(?)) DELETE FROM workflows WHERE rowid IN (SELECT w.rowid FROM c "
+    f"CROSS JOIN workflows w ON w.id = c.id WHERE +w.status IN ({TERMINAL_SQL}) "
+    "AND (c.version IS NULL OR w.version = c.version) "
+    "AND NOT EXISTS (SELECT 1 FROM sync_quarantine q WHERE q.workflow_id = w.id) "
+    "AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.workflow_id = w.id)) RETURNING id"
+)
+_IN_IDS = "workflow_id IN (SELECT value FROM json_each(?))"
+
+
+def _obj(text: str | None) -> dict:
+    """A JSON object column as a dict (NULL or an empty value is ``{}``, as ``_rows`` decodes it)."""
+    return (json.loads(text) if text is not None else None) or {}
+
+
+def _tuples(conn: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
+    """Plain tuples (no ``sqlite3.Row``): these pages are thousands of rows."""
+    cur = conn.cursor()
+    cur.row_factory = None
+    return cur.execute(sql, args).fetchall()
+
+
+@functools.cache
+def _adapter(model: type[BaseModel]) -> TypeAdapter:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]  # built on first use: `import ruvon_edge` stays cheap
+
+
+def _records(conn: sqlite3.Connection, model: type[M], cols: dict[str, str], tail: str,
+             args: tuple) -> list[M]:  # fmt: skip
+    """Build a page of records with no Python work per row, else row by row.
+
+    SQLite writes each row as a JSON object and pydantic validates the page in
+    one call (a page is thousands of records; a Python loop over them was most
+    of the agent's read time). A stored value SQLite's JSON cannot carry (NaN,
+    a JSON column that is not an object) takes the row-by-row path instead.
+    """
+    obj = ", ".join(
+        f"'{k}', " + (f"json(coalesce({c}, '{{}}'))" if k in _JSON_COLS else c)
+        for k, c in cols.items()
+    )
+    try:
+        rows = _tuples(conn, f"SELECT json_object({obj}) {tail}", args)
+        page = f"[{','.join(r[0] for r in rows)}]"
+        del rows  # the page's text is the only copy while pydantic reads it
+        return _adapter(model).validate_json(page)
+    except (sqlite3.OperationalError, ValidationError):
+        pass
+    rows = _tuples(conn, f"SELECT {', '.join(cols.values())} {tail}", args)
+    return [
+        model(**{k: _obj(v) if k in _JSON_COLS else v for k, v in zip(cols, r, strict=True)})
+        for r in rows
+    ]
+
+
 def get_pending_sync_workflows(
     conn: sqlite3.Connection, limit: int, after_seq: int
 ) -> list[WorkflowRecord]:
     """One keyset page of pending workflows, by ``sync_seq`` through its index."""
-    rows = conn.execute(
-        f"SELECT * FROM workflows w WHERE w.sync_seq > ? AND {_PENDING} ORDER BY w.sync_seq LIMIT ?",
-        (int(after_seq), int(limit)),
-    )
-    return [WorkflowRecord(**_rows.pending_record_fields(dict(r))) for r in rows]
+    tail = f"FROM workflows w WHERE w.sync_seq > ? AND {_PENDING} ORDER BY w.sync_seq LIMIT ?"
+    return _records(conn, WorkflowRecord, _WF_COLS, tail, (int(after_seq), int(limit)))
 
 
 def get_audit_logs_for_workflows(
     conn: sqlite3.Connection, ids: list[str], per_workflow: int
 ) -> list[AuditLogRecord]:
-    """The oldest ``per_workflow`` unquarantined audit rows of each workflow, in one query."""
-    rows = conn.execute(
-        "SELECT audit_id, workflow_id, event_type, step_name, old_status, new_status, details, recorded_at "
-        "FROM (SELECT a.*, ROW_NUMBER() OVER (PARTITION BY a.workflow_id ORDER BY a.seq) AS rn "
-        "      FROM audit_log a WHERE a.workflow_id IN (SELECT value FROM json_each(?)) "
-        "      AND NOT EXISTS (SELECT 1 FROM sync_quarantine q WHERE q.kind = 'audit' AND q.record_id = a.audit_id)) "
-        "WHERE rn <= ? ORDER BY seq",
-        (json.dumps([str(i) for i in ids]), int(per_workflow)),
-    )
-    return [_rows.decode_audit(dict(r)) for r in rows]
+    """The oldest ``per_workflow`` unquarantined audit rows of each workflow, oldest first."""
+    wanted = json.dumps(list(dict.fromkeys(str(i) for i in ids)))
+    return _records(conn, AuditLogRecord, _AUDIT_COLS, _AUDIT_PAGE, (wanted, int(per_workflow)))
 
 
 def ack_synced_audit_logs(conn: sqlite3.Connection, audit_ids: list[str]) -> int:
@@ -70,28 +145,23 @@ def delete_synced_workflows(
     conn: sqlite3.Connection, ids: list[str], versions: dict[str, int] | None
 ) -> int:
     """Delete each listed workflow that is still eligible, with its logs, metrics and finished tasks."""
-    deleted = 0
-    for wid in dict.fromkeys(str(i) for i in ids):
-        if versions is not None and wid not in versions:
-            continue  # no version handed out for it: not provably unchanged
-        version = versions[wid] if versions is not None else None
-        gone = conn.execute(
-            f"DELETE FROM workflows WHERE id = :id AND status IN ({TERMINAL_SQL}) "
-            "AND (:version IS NULL OR version = :version) "
-            "AND NOT EXISTS (SELECT 1 FROM sync_quarantine q WHERE q.workflow_id = :id) "
-            "AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.workflow_id = :id) RETURNING id",
-            {"id": wid, "version": version},
-        ).fetchone()
-        if gone is None:
-            continue
-        deleted += 1
+    pairs = [
+        [wid, None if versions is None else versions[wid]]
+        for wid in dict.fromkeys(str(i) for i in ids)
+        if versions is None or wid in versions  # no version handed out: not provably unchanged
+    ]
+    if not pairs:
+        return 0
+    gone = [r[0] for r in _tuples(conn, _DELETE_ELIGIBLE, (json.dumps(pairs),))]
+    if gone:
+        arg = (json.dumps(gone),)
         for table in ("execution_logs", "metrics", "heartbeats"):
-            conn.execute(f"DELETE FROM {table} WHERE workflow_id = ?", (wid,))
+            conn.execute(f"DELETE FROM {table} WHERE {_IN_IDS}", arg)
         conn.execute(
-            "DELETE FROM tasks WHERE workflow_id = ? AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')",
-            (wid,),
+            f"DELETE FROM tasks WHERE {_IN_IDS} AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')",
+            arg,
         )
-    return deleted
+    return len(gone)
 
 
 def quarantine_sync_record(
