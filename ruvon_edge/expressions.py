@@ -231,7 +231,7 @@ class CompiledExpression:
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Return the value of the expression in ``context``; ExpressionError on failure."""
         try:
-            return _Interpreter(context).eval(self.tree.body)
+            return _Interpreter(context).value_of(self.tree.body)
         except ExpressionError:
             raise
         except (ArithmeticError, TypeError, ValueError, LookupError, RecursionError) as exc:
@@ -255,7 +255,7 @@ class _Interpreter:
     def __init__(self, context: Mapping[str, Any]) -> None:
         self.context = context
 
-    def eval(self, node: ast.expr) -> Any:
+    def value_of(self, node: ast.expr) -> Any:
         method = getattr(self, "_" + type(node).__name__)
         return method(node)
 
@@ -270,11 +270,11 @@ class _Interpreter:
         return read_field(self.context["state"], node.id)
 
     def _Attribute(self, node: ast.Attribute) -> Any:
-        return read_field(self.eval(node.value), node.attr)
+        return read_field(self.value_of(node.value), node.attr)
 
     def _Subscript(self, node: ast.Subscript) -> Any:
-        obj = self.eval(node.value)
-        key = self.eval(node.slice)
+        obj = self.value_of(node.value)
+        key = self.value_of(node.slice)
         if _is_model(obj) and isinstance(key, str):
             return read_field(obj, key)
         if not isinstance(obj, Mapping | Sequence):
@@ -283,50 +283,50 @@ class _Interpreter:
 
     def _Slice(self, node: ast.Slice) -> slice:
         parts = (node.lower, node.upper, node.step)
-        return slice(*(None if p is None else self.eval(p) for p in parts))
+        return slice(*(None if p is None else self.value_of(p) for p in parts))
 
     def _List(self, node: ast.List) -> list[Any]:
-        return [self.eval(e) for e in node.elts]
+        return [self.value_of(e) for e in node.elts]
 
     def _Tuple(self, node: ast.Tuple) -> tuple[Any, ...]:
-        return tuple(self.eval(e) for e in node.elts)
+        return tuple(self.value_of(e) for e in node.elts)
 
     def _Set(self, node: ast.Set) -> set[Any]:
-        return {self.eval(e) for e in node.elts}
+        return {self.value_of(e) for e in node.elts}
 
     def _Dict(self, node: ast.Dict) -> dict[Any, Any]:
-        return {self.eval(k): self.eval(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+        return {self.value_of(k): self.value_of(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
         value: Any = None
         for operand in node.values:
-            value = self.eval(operand)
+            value = self.value_of(operand)
             if isinstance(node.op, ast.And) != bool(value):
                 return value
         return value
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
-        return _UNARY[type(node.op)](self.eval(node.operand))
+        return _UNARY[type(node.op)](self.value_of(node.operand))
 
     def _BinOp(self, node: ast.BinOp) -> Any:
         symbol = _BINOPS[type(node.op)][0]
-        return checked_binop(symbol, self.eval(node.left), self.eval(node.right))
+        return checked_binop(symbol, self.value_of(node.left), self.value_of(node.right))
 
     def _Compare(self, node: ast.Compare) -> bool:
-        left = self.eval(node.left)
+        left = self.value_of(node.left)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = self.eval(right_node)
+            right = self.value_of(right_node)
             if not _CMPOPS[type(op)](left, right):
                 return False
             left = right
         return True
 
     def _IfExp(self, node: ast.IfExp) -> Any:
-        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+        return self.value_of(node.body) if self.value_of(node.test) else self.value_of(node.orelse)
 
     def _Call(self, node: ast.Call) -> Any:
         func = FUNCTIONS[node.func.id]  # type: ignore[attr-defined]
-        return func(*(self.eval(a) for a in node.args))
+        return func(*(self.value_of(a) for a in node.args))
 
 
 def _is_model(obj: Any) -> bool:
