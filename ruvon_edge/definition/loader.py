@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from ruvon_edge.definition.models import StepDefinition, StepType, WorkflowDefinition
 from ruvon_edge.errors import DefinitionError, ExpressionError
 from ruvon_edge.expressions import compile_expression
+from ruvon_edge.schedule import CronError
+from ruvon_edge.schedule import parse as parse_cron
 
 MAX_YAML_BYTES = 1_000_000
 MAX_YAML_NODES = 100_000
@@ -70,6 +72,11 @@ def load_dict(data: Any, source: str | None = None) -> WorkflowDefinition:
 
 def check_definition(definition: WorkflowDefinition, source: str | None = None) -> None:
     """Run the cross checks on an already built definition; DefinitionError on the first problem."""
+    if definition.schedule is not None:
+        try:
+            parse_cron(definition.schedule)
+        except CronError as exc:
+            raise DefinitionError(str(exc), path="schedule", source=source) from None
     _check_steps(definition.steps, "steps", source)
 
 

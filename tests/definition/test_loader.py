@@ -302,3 +302,12 @@ def test_definition_models_are_frozen() -> None:
     with pytest.raises(ValueError):
         definition.steps[0].name = "Other"  # type: ignore[misc]
     assert isinstance(definition, WorkflowDefinition)
+
+
+def test_a_bad_schedule_is_refused_at_load_with_its_path():
+    """A cron expression that cannot be parsed is a DefinitionError at `schedule`, not a crash of `serve`."""
+    from ruvon_edge.definition.loader import load_yaml
+
+    text = "workflow_type: T\nschedule: '61 * * * *'\nsteps:\n  - {name: A, type: HUMAN_IN_LOOP}\n"
+    with pytest.raises(DefinitionError, match=r"^schedule: "):
+        load_yaml(text)
