@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
-import hashlib
-import json
 import weakref
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
 
-from ruvon_edge.definition.models import WorkflowDefinition
 from ruvon_edge.definition.registry import WorkflowRegistry
 from ruvon_edge.engine import audit
 from ruvon_edge.engine.runner import CHILD_WAITS, Runner
+from ruvon_edge.engine.snapshots import Snapshots
 from ruvon_edge.engine.workflow import Workflow
 from ruvon_edge.errors import InvalidInputError, InvalidTransitionError
 from ruvon_edge.ids import time_ordered_id
@@ -61,8 +59,7 @@ class Engine:
         self.observer = observer
         self.expression_evaluator = expression_evaluator
         self.template_engine = template_engine
-        self._snapshots: dict[int, tuple[WorkflowDefinition, dict[str, Any], str]] = {}
-        self._by_hash: dict[str, WorkflowDefinition] = {}
+        self.snapshots = Snapshots(registry)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._background: set[asyncio.Task[None]] = set()
         self._just_started: dict[str, dict[str, Any]] = {}
@@ -86,35 +83,9 @@ class Engine:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- definitions -----------------------------------------------------------------------
-    def snapshot(self, definition: WorkflowDefinition) -> tuple[dict[str, Any], str]:
-        """The stored form of a definition and its content hash (memoised per definition object)."""
-        cached = self._snapshots.get(id(definition))
-        if cached is None or cached[0] is not definition:
-            data = definition.model_dump(mode="json", by_alias=True, exclude_defaults=True)
-            digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-            cached = (definition, data, digest)
-            self._snapshots[id(definition)] = cached
-            self._by_hash[digest] = definition
-        return cached[1], cached[2]
-
-    def definition_of(self, row: dict[str, Any]) -> WorkflowDefinition:
-        """The definition an instance started with (its snapshot), not the registry's current one."""
-        digest = row["context"].get("definition_hash")
-        definition = self._by_hash.get(digest) if digest else None
-        if definition is None:
-            definition = self.registry.load_snapshot(row["definition"])
-            if digest:
-                self._by_hash[digest] = definition
-        return definition
-
-    def state_of(self, row: dict[str, Any]) -> BaseModel:
-        """The instance's state as its pydantic model."""
-        return self.registry.state_model(self.definition_of(row)).model_validate(row["state"])
-
     def view(self, row: dict[str, Any]) -> Workflow:
         """Wrap a row for callers."""
-        return Workflow(self, row, self.state_of(row))
+        return Workflow(self, row, self.snapshots.state_of(row))
 
     # -- starting --------------------------------------------------------------------------
     async def start_workflow(
@@ -172,7 +143,7 @@ class Engine:
             raise InvalidInputError(
                 f"initial data does not fit {model.__name__}: {_one_line(exc)}"
             ) from None
-        snapshot, digest = self.snapshot(definition)
+        snapshot, digest = self.snapshots.store(definition)
         now = audit.now_iso()
         row: dict[str, Any] = {
             "id": time_ordered_id(),
@@ -248,7 +219,7 @@ class Engine:
             return self.view(await Runner(self, row).run(user_input))
 
     def _validated_input(self, row: dict[str, Any], user_input: dict[str, Any]) -> dict[str, Any]:
-        step = self.definition_of(row).step(row["current_step"])
+        step = self.snapshots.definition_of(row).step(row["current_step"])
         model = self.registry.input_model(step) if step.input_model else None
         if model is None:
             return dict(user_input)

@@ -46,7 +46,7 @@ class Runner:
     def __init__(self, engine: Engine, row: dict[str, Any]) -> None:
         self.engine = engine
         self.row = row
-        self.definition: WorkflowDefinition = engine.definition_of(row)
+        self.definition: WorkflowDefinition = engine.snapshots.definition_of(row)
         self.state_model: type[BaseModel] = engine.registry.state_model(self.definition)
 
     # -- driving -----------------------------------------------------------------------

@@ -50,7 +50,7 @@ async def run_task(engine: Engine, task: dict[str, Any]) -> dict[str, Any]:
     if awaited_task(row) != task["task_id"]:  # the workflow was cancelled or moved on
         await engine.persistence.cancel_task(task["task_id"])
         return row
-    step = engine.definition_of(row).step(task["step_name"])
+    step = engine.snapshots.definition_of(row).step(task["step_name"])
     payload = task.get("payload") or {}
     fields = {
         k: v
@@ -64,7 +64,7 @@ async def run_task(engine: Engine, task: dict[str, Any]) -> dict[str, Any]:
     try:
         function = engine.registry.resolve(task["function_path"])
         _, result, _ = await call_step(
-            engine.execution, function, engine.state_of(row), context, {},
+            engine.execution, function, engine.snapshots.state_of(row), context, {},
             retry=step.retry, timeout=step.timeout_seconds,
         )  # fmt: skip
     except (Exception, WorkflowDirective) as exc:  # the task's failure is the step's failure

@@ -59,7 +59,7 @@ async def recover_one(engine: Engine, beat: dict[str, Any], resume: Resume) -> s
         return "task"
     if row["status"] != S.ACTIVE:
         return "changed"
-    step = engine.definition_of(row).step(row["current_step"])
+    step = engine.snapshots.definition_of(row).step(row["current_step"])
     if step.retry_safe:
         await resume(wid)
         return "resumed"

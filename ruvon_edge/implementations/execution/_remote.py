@@ -48,7 +48,7 @@ class RemoteExecutionProvider(LocalExecutionProvider):
         step's ``timeout_seconds`` bounds the whole fan-out on the engine side.
         """
         row = await self.engine.persistence.load_workflow(str(workflow_id))
-        definition = self.engine.definition_of({**row, "context": row.get("context") or {}})
+        definition = self.engine.snapshots.definition_of({**row, "context": row.get("context") or {}})
         retry, timeout = None, None
         if kwargs is None:
             step = next((s for s in definition.steps if s.name == step_name), None)
