@@ -71,7 +71,7 @@ def fail_unless_env(state, context):
 
 
 def slow_sync(state, context):
-    time.sleep(1.5)
+    time.sleep(3)
     return {}
 
 
