@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
@@ -68,6 +69,38 @@ class RemoteExecutionProvider(LocalExecutionProvider):
             "retry": retry,
             "timeout": timeout,
         }
+
+
+    async def dispatch_parallel_tasks(
+        self, workflow_id, tasks: list[dict], state, execution_context: Any = None
+    ) -> list[dict]:
+        """Send one task per PARALLEL task and wait for all; a timeout (cancellation) cancels the unfinished ones."""
+        step_name = getattr(execution_context, "step_name", None) or ""
+        base = await self.payload_for(workflow_id, step_name, "", state, execution_context, kwargs={})
+        jobs = [
+            (str(uuid.uuid4()), t["name"], {**base, "function": t["function"], "kwargs": dict(t.get("kwargs") or {})})
+            for t in tasks
+        ]  # one read of the workflow row for the whole fan-out
+        await self.submit_parallel(workflow_id, jobs)
+        ids = [task_id for task_id, _, _ in jobs]
+        try:
+            done = await self.wait_all(ids)
+        except BaseException:
+            await asyncio.shield(self.cancel_all(ids))
+            raise
+        return [parallel_entry(name, *done[task_id]) for task_id, name, _ in jobs]
+
+    async def submit_parallel(self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Hand ``(task_id, task name, payload)`` jobs to the workers."""
+        raise NotImplementedError
+
+    async def wait_all(self, task_ids: list[str]) -> dict[str, tuple[str, Any, str | None]]:
+        """Wait until every task finished; return ``{task_id: (status, result, error)}``."""
+        raise NotImplementedError
+
+    async def cancel_all(self, task_ids: list[str]) -> None:
+        """Cancel whatever of ``task_ids`` has not finished."""
+        raise NotImplementedError
 
 
 def parallel_entry(name: str, status: str, result: Any, error: str | None) -> dict[str, Any]:

@@ -35,7 +35,6 @@ from typing import Any
 from ruvon_edge.implementations.execution._remote import (
     RemoteExecutionProvider,
     TaskRunner,
-    parallel_entry,
 )
 
 TASK_NAME = "ruvon_edge.run_task"
@@ -183,30 +182,22 @@ class CeleryExecutor(RemoteExecutionProvider):
         self._watched[task_id] = None
         return task_id
 
-    async def dispatch_parallel_tasks(
-        self, workflow_id, tasks: list[dict], state, execution_context: Any = None
-    ) -> list[dict]:
-        """Send one Celery task per PARALLEL task and wait for all; a timeout revokes the unfinished ones."""
-        step_name = getattr(execution_context, "step_name", None) or ""
-        ids = []
-        for t in tasks:
-            payload = await self.payload_for(workflow_id, step_name, t["function"], state, execution_context,
-                                             kwargs=dict(t.get("kwargs") or {}))  # fmt: skip
-            ids.append(str(uuid.uuid4()))
-            await asyncio.to_thread(self._send, ids[-1], payload)
+    async def submit_parallel(self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
+        for task_id, _, payload in jobs:
+            await asyncio.to_thread(self._send, task_id, payload)
+
+    async def wait_all(self, task_ids: list[str]) -> dict[str, tuple[str, Any, str | None]]:
         done: dict[str, tuple[str, Any, str | None]] = {}
-        try:
-            while len(done) < len(ids):
-                done.update(
-                    await asyncio.to_thread(self._outcomes, [i for i in ids if i not in done])
-                )
-                if len(done) < len(ids):
-                    await asyncio.sleep(self.poll_seconds)
-        except BaseException:
-            await asyncio.shield(asyncio.to_thread(self._revoke, [i for i in ids if i not in done]))
-            raise
-        await asyncio.to_thread(lambda: [self.app.AsyncResult(i).forget() for i in ids])
-        return [parallel_entry(t["name"], *done[i]) for t, i in zip(tasks, ids, strict=True)]
+        while len(done) < len(task_ids):
+            done.update(await asyncio.to_thread(self._outcomes, [i for i in task_ids if i not in done]))
+            if len(done) < len(task_ids):
+                await asyncio.sleep(self.poll_seconds)
+        await asyncio.to_thread(lambda: [self.app.AsyncResult(i).forget() for i in task_ids])
+        return done
+
+    async def cancel_all(self, task_ids: list[str]) -> None:
+        finished = await asyncio.to_thread(self._outcomes, task_ids)
+        await asyncio.to_thread(self._revoke, [i for i in task_ids if i not in finished])
 
     # -- results -----------------------------------------------------------------------------
     def _outcomes(self, task_ids: list[str]) -> dict[str, tuple[str, Any, str | None]]:

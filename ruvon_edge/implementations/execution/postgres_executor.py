@@ -40,7 +40,6 @@ from ruvon_edge.implementations.execution import _pg_queue as queue
 from ruvon_edge.implementations.execution._remote import (
     RemoteExecutionProvider,
     TaskRunner,
-    parallel_entry,
 )
 from ruvon_edge.providers.execution import ExecutionContext
 
@@ -172,48 +171,31 @@ class PostgresExecutor(RemoteExecutionProvider):
         await self._enqueue([self._task(task_id, "async", workflow_id, step_name, payload)])
         return task_id
 
-    async def dispatch_parallel_tasks(
-        self, workflow_id, tasks: list[dict], state, execution_context: Any = None
-    ) -> list[dict]:
-        """Queue one row per task and wait for all; a timeout (cancellation) cancels the unfinished ones."""
-        step_name = getattr(execution_context, "step_name", None) or ""
-        rows = []
-        for t in tasks:
-            payload = await self.payload_for(workflow_id, step_name, t["function"], state, execution_context,
-                                             kwargs=dict(t.get("kwargs") or {}))  # fmt: skip
-            rows.append(self._task(str(uuid.uuid4()), "parallel", workflow_id, t["name"], payload))
-        await self._enqueue(rows)
-        ids = [r["task_id"] for r in rows]
-        try:
-            done = await self._wait_all(ids)
-        except BaseException:
-            await asyncio.shield(self._cancel_all(ids))
-            raise
-        return [parallel_entry(t["name"], done[i]["status"], done[i]["result"], done[i]["error"])
-                for t, i in zip(tasks, ids, strict=True)]  # fmt: skip
-
     def _task(
         self, task_id: str, kind: str, workflow_id: Any, step_name: str, payload: dict
     ) -> dict[str, Any]:
         return {"task_id": task_id, "kind": kind, "workflow_id": str(workflow_id), "step_name": step_name,
                 "payload": payload, "max_attempts": self.max_attempts}  # fmt: skip
 
+    async def submit_parallel(self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
+        await self._enqueue([self._task(i, "parallel", workflow_id, name, p) for i, name, p in jobs])
+
     async def _enqueue(self, rows: list[dict[str, Any]]) -> None:
         async with self._queue.pool.acquire() as conn:
             await queue.enqueue(conn, self.schema, rows)
 
-    async def _wait_all(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def wait_all(self, task_ids: list[str]) -> dict[str, tuple[str, Any, str | None]]:
         done: dict[str, dict[str, Any]] = {}
         while True:
             async with self._queue.pool.acquire() as conn:
-                done.update(await queue.outcomes(conn, [i for i in ids if i not in done]))
-            if len(done) == len(ids):
-                return done
+                done.update(await queue.outcomes(conn, [i for i in task_ids if i not in done]))
+            if len(done) == len(task_ids):
+                return {i: (r["status"], r["result"], r["error"]) for i, r in done.items()}
             await self._queue.wait(self.poll_seconds)
 
-    async def _cancel_all(self, ids: list[str]) -> None:
+    async def cancel_all(self, task_ids: list[str]) -> None:
         async with self._queue.pool.acquire() as conn:
-            for task_id in ids:
+            for task_id in task_ids:
                 await queue.cancel(conn, self.schema, task_id)
 
     # -- status, cancellation -------------------------------------------------------------------
