@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 PROTOCOL_VERSION = "v1"
 BATCH_PATH = "/v1/devices/{device_id}/batches"
+HEARTBEAT_PATH = "/v1/devices/{device_id}/heartbeat"
 HEALTH_PATH = "/v1/health"
 TIMESTAMP_WINDOW_SECONDS = 300
 DEVICE_ID_PATTERN = r"[A-Za-z0-9._:@-]{1,128}"
@@ -86,6 +87,28 @@ class WireAuditLog(BaseModel):
     recorded_at: str = _Str
 
 
+class AgentHealth(BaseModel):
+    """What an agent reports of itself (optional, v1-compatible); every field may be absent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str | None = Field(default=None, max_length=64)
+    backlog: int | None = Field(default=None, ge=0)
+    oldest_pending_age_s: float | None = Field(default=None, ge=0)
+    quarantined: int | None = Field(default=None, ge=0)
+    last_error: str | None = Field(default=None, max_length=2000)
+    clock_offset_s: float | None = None
+
+
+class Heartbeat(BaseModel):
+    """The body of an idle agent's signed heartbeat: its health and when it was sent."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    agent: AgentHealth
+    sent_at: str = _Str
+
+
 class Rejection(BaseModel):
     """A record the receiver refused, and whether sending it again could succeed."""
 
@@ -109,6 +132,11 @@ class BatchResponse(BaseModel):
 def batch_path(device_id: str, prefix: str = "") -> str:
     """Return the request path for a device's batches, under the base URL's path ``prefix``."""
     return prefix.rstrip("/") + BATCH_PATH.format(device_id=device_id)
+
+
+def heartbeat_path(device_id: str, prefix: str = "") -> str:
+    """Return the request path for a device's heartbeat, under the base URL's path ``prefix``."""
+    return prefix.rstrip("/") + HEARTBEAT_PATH.format(device_id=device_id)
 
 
 def string_to_sign(timestamp: str, nonce: str, method: str, path: str, body: bytes) -> bytes:
