@@ -8,11 +8,11 @@ import json
 import os
 import socket
 import subprocess
-import uuid
 
 import httpx
 import pytest
 from cloud.served import Served, batch_body, cloud_cli, workflow
+from providers.stores import drop_schema, unique_schema
 
 from sync_agent import protocol
 
@@ -31,19 +31,9 @@ def store_url(request, tmp_path):
         yield f"sqlite:///{tmp_path / 'cloud.db'}"
         return
     dsn = request.getfixturevalue("postgres_dsn")
-    schema = f"ruvon_cloud_faults_{uuid.uuid4().hex[:12]}"
+    schema = unique_schema()
     yield f"{dsn}?schema={schema}"
-    asyncio.run(_drop_schema(dsn, schema))
-
-
-async def _drop_schema(dsn: str, schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    asyncio.run(drop_schema(dsn, schema))
 
 
 def test_records_the_store_cannot_hold_are_rejected_alone_and_the_rest_stored(tmp_path, store_url):
