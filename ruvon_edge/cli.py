@@ -253,12 +253,18 @@ def cmd_validate(args: argparse.Namespace, settings: _cli_config.Settings) -> in
 
 
 async def cmd_run(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
+    from ruvon_edge.providers.persistence import IdempotencyKeySyncedError
+
     data = _parse_json_object(args.data, "--data")
     registry, (definition,) = _build_registry(settings, [args.file])
     async with _engine(settings, registry, must_exist=False) as engine:
-        wf = await engine.start_workflow(
-            definition.workflow_type, data, idempotency_key=args.idempotency_key
-        )
+        try:
+            wf = await engine.start_workflow(
+                definition.workflow_type, data, idempotency_key=args.idempotency_key
+            )
+        except IdempotencyKeySyncedError as synced:  # it ran before and has left the device
+            _emit(args, synced.record(), str(synced))
+            return OK if synced.status == WorkflowStatus.COMPLETED else FAILURE
         return _outcome(args, await engine.run(wf.id))
 
 

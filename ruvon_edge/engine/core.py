@@ -31,6 +31,7 @@ from ruvon_edge.providers.observer import NoopObserver, WorkflowObserver
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
     DuplicateIdempotencyKeyError,
+    IdempotencyKeySyncedError,
     PersistenceProvider,
     Transition,
 )
@@ -98,7 +99,11 @@ class Engine:
         owner_id: str | None = None,
         data_region: str | None = None,
     ) -> Workflow:
-        """Create an instance (ACTIVE at its first step); the same idempotency key returns the first one."""
+        """Create an instance (ACTIVE at its first step); the same idempotency key returns the first one.
+
+        If that first one has been synced and deleted, nothing runs and
+        ``IdempotencyKeySyncedError`` says which workflow it was and how it ended.
+        """
         transition = self.new_instance(
             workflow_type,
             initial_data,
@@ -109,6 +114,8 @@ class Engine:
         )
         try:
             versions = await self.persistence.commit([transition])
+        except IdempotencyKeySyncedError:
+            raise  # it ran and left the device: nothing to return but what the error carries
         except DuplicateIdempotencyKeyError as dup:
             if dup.existing_id is None:
                 raise
@@ -231,9 +238,9 @@ class Engine:
             ) from None
 
     async def cancel(self, workflow_id: UUID | str) -> Workflow:
-        """Stop a workflow for good; a finished one cannot be cancelled."""
+        """Stop a workflow for good: a live one, or a failed one nobody will retry (it syncs again)."""
         return await self._set_status(
-            workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL, run=False
+            workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL - RETRYABLE, run=False
         )
 
     async def retry(self, workflow_id: UUID | str) -> Workflow:
