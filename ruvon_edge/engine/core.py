@@ -19,7 +19,7 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 
 from ruvon_edge.definition.registry import WorkflowRegistry
-from ruvon_edge.engine import audit
+from ruvon_edge.engine import audit, storable
 from ruvon_edge.engine.runner import CHILD_WAITS, Runner
 from ruvon_edge.engine.snapshots import Snapshots
 from ruvon_edge.engine.workflow import Workflow
@@ -144,6 +144,9 @@ class Engine:
             if isinstance(initial_data, BaseModel)
             else dict(initial_data or {})
         )
+        storable.check(data, "initial data")
+        if idempotency_key is not None:
+            storable.check(idempotency_key, "idempotency key")
         try:
             state = model.model_validate(data)
         except ValidationError as exc:
@@ -226,6 +229,7 @@ class Engine:
             return self.view(await Runner(self, row).run(user_input))
 
     def _validated_input(self, row: dict[str, Any], user_input: dict[str, Any]) -> dict[str, Any]:
+        storable.check(user_input, "input")
         step = self.snapshots.definition_of(row).step(row["current_step"])
         model = self.registry.input_model(step) if step.input_model else None
         if model is None:
