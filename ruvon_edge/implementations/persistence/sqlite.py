@@ -113,6 +113,9 @@ class SQLitePersistenceProvider(PersistenceProvider):
         self._reserve = DiskReserve(
             self.db_path, 0 if no_disk else configured_size(disk_reserve_bytes)
         )
+        # What the agent reads is fsynced first unless every COMMIT already is (``fsync_wal``).
+        durable = self.synchronous != "NORMAL" or self.db_path == ":memory:" or read_only
+        self._wal_to_sync = None if durable else self.db_path + "-wal"
         self.retention = Retention(failed_retention_seconds, idempotency_retention_seconds)
         self.disk_full_refusals = 0
         """Engine writes refused because the disk was full (see ``_disk_reserve``)."""
@@ -371,13 +374,15 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def get_pending_sync_workflows(
         self, limit: int, *, after_seq: int = 0
     ) -> list[WorkflowRecord]:
-        return await self._read(sync_sql.get_pending_sync_workflows, limit, after_seq)
+        return await self._read(
+            sync_sql.get_pending_sync_workflows, limit, after_seq, self._wal_to_sync
+        )
 
     async def get_audit_logs_for_workflows(
         self, ids: list[str], limit_per_workflow: int = 50
     ) -> list[AuditLogRecord]:
         return await self._read(
-            sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow
+            sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow, self._wal_to_sync
         )
 
     async def delete_synced_workflows(
