@@ -11,6 +11,7 @@ schema) is for scale.
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import sqlite3
 import time
@@ -43,6 +44,11 @@ _SCHEMA = [
     "event_type TEXT NOT NULL, step_name TEXT, old_status TEXT, new_status TEXT, details {json} NOT NULL, "
     "recorded_at TEXT NOT NULL, batch_id TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL, "
     "PRIMARY KEY (device_id, audit_id))",
+    # The operator console: its operators, login sessions, and an index for each of its queries.
+    "CREATE TABLE IF NOT EXISTS operators (name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, "
+    "created_at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS operator_sessions (session_sha256 TEXT PRIMARY KEY, operator TEXT NOT NULL, "
+    "expires_at DOUBLE PRECISION NOT NULL)",
 ]
 
 
@@ -97,6 +103,13 @@ class Store(ABC):
     @abstractmethod
     async def counts(self, device_id: str | None = None) -> dict[str, int]:
         """Return ``{"workflows": n, "audit_logs": n}`` (for one device, or all)."""
+
+    @abstractmethod
+    async def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Run one statement written with ``?`` placeholders (committed at once); return its rows.
+
+        For readers that keep their SQL beside their pages (the console) rather than here.
+        """
 
 
 class SQLiteStore(Store):
@@ -208,6 +221,9 @@ class SQLiteStore(Store):
         au = await self._run(self._query, f"SELECT count(*) FROM audit_logs {where}", args)
         return {"workflows": wf[0][0], "audit_logs": au[0][0]}
 
+    async def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return await self._run(self._query, sql, args)
+
 
 class PostgresStore(Store):
     """asyncpg pool; JSONB columns; a batch is one transaction of two ``executemany`` calls."""
@@ -288,6 +304,11 @@ class PostgresStore(Store):
         wf = await self._pool.fetchval(f"SELECT count(*) FROM workflows {where}", *args)
         au = await self._pool.fetchval(f"SELECT count(*) FROM audit_logs {where}", *args)
         return {"workflows": wf, "audit_logs": au}
+
+    async def query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        numbered = iter(range(1, len(args) + 1))
+        rows = await self._pool.fetch(re.sub(r"\?", lambda _: f"${next(numbered)}", sql), *args)
+        return [tuple(row) for row in rows]
 
 
 def open_store(url: str) -> Store:

@@ -1,0 +1,82 @@
+"""Page rendering: Jinja2's immutable sandbox with autoescaping, and the filters the pages use.
+
+Templates live in the package (``templates/``), so nothing is fetched at run
+time; every value is escaped on the way out, including whatever devices sent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import PackageLoader, StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+
+def timestamp(value: float | None) -> str:
+    """Epoch seconds as ``2026-12-01 23:10:05Z``; an em dash for none."""
+    if value is None:
+        return "\u2014"
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def device_time(value: str | None) -> str:
+    """A device's RFC 3339 text shortened to seconds (``2026-12-01 23:10:05Z``)."""
+    if not value:
+        return "\u2014"
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def duration(seconds: float | None) -> str:
+    """A span as ``850 ms``, ``42 s``, ``7 min``, ``5 h``, ``3 d``."""
+    if seconds is None:
+        return "\u2014"
+    seconds = max(seconds, 0.0)
+    for limit, unit, size in ((1, "ms", 0.001), (120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.0f} d"
+
+
+def ago(value: float | None) -> str:
+    """How long ago an epoch timestamp was (``5 min ago``); ``never`` for none."""
+    return "never" if value is None else duration(time.time() - value) + " ago"
+
+
+def pretty_json(value: Any) -> str:
+    """Indented JSON for state and audit details (the text is escaped by the template)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return value
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=PackageLoader("ruvon_cloud.console", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        timestamp=timestamp, device_time=device_time, duration=duration, ago=ago,
+        pretty_json=pretty_json, thousands=lambda n: f"{n:,}" if n is not None else "\u2014",
+    )  # fmt: skip
+    return env
+
+
+_ENV = _environment()
+
+
+def render(template: str, **context: Any) -> str:
+    """Render one page template."""
+    return _ENV.get_template(template).render(**context)
