@@ -19,6 +19,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ruvon_cloud.auth import AuthError, KeyRing, authenticate
+from ruvon_cloud.console import ConsoleApp, is_console_path
 from ruvon_cloud.store import Store
 from sync_agent.protocol import (
     DEVICE_ID_PATTERN,
@@ -65,12 +66,16 @@ class ReceiverApp:
         self.max_records = max_records
         self.max_inflight = max_inflight
         self._inflight = 0
+        self.console = ConsoleApp(store)
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if is_console_path(scope["path"]):
+            await self.console(scope, receive, send)
             return
         try:
             status, payload = await self._route(scope, receive)

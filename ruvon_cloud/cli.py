@@ -1,4 +1,4 @@
-"""`ruvon-cloud serve | add-device`: run the reference receiver, register a device key.
+"""`ruvon-cloud serve | add-device | add-operator`: run the receiver, register a device or an operator.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input. uvicorn (extra
 ``[cloud]``) is imported only by ``serve``.
@@ -16,6 +16,7 @@ import sys
 
 from ruvon_cloud.app import ReceiverApp
 from ruvon_cloud.auth import KeyRing, default_master_key_path
+from ruvon_cloud.console.operators import OPERATOR_NAME_PATTERN, OperatorExists, add_operator
 from ruvon_cloud.store import open_store
 from ruvon_edge import _sd_notify as _notify
 from ruvon_edge._logs import configure_json_logs
@@ -49,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     add.add_argument("device_id")
     add.add_argument("--json", action="store_true")
+    op = sub.add_parser(
+        "add-operator", parents=[common], help="create a console operator; prints the token once"
+    )
+    op.add_argument("name")
+    op.add_argument(
+        "--replace", action="store_true", help="issue a new token for an existing operator"
+    )
+    op.add_argument("--json", action="store_true")
     return parser
 
 
@@ -76,6 +85,30 @@ async def _add_device(args) -> int:
         print(f"device_id: {args.device_id}\nkey_id:    {key_id}\nsecret:    {secret}")
         print(
             "Store the secret now (e.g. a systemd credential); it is not shown again.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+async def _add_operator(args) -> int:
+    if not OPERATOR_NAME_PATTERN.fullmatch(args.name):
+        raise UsageError(f"operator name {args.name!r}: use 1-64 of A-Z a-z 0-9 . _ @ -")
+    store = open_store(args.store)
+    await store.initialize()
+    try:
+        token = await add_operator(store, args.name, replace=args.replace)
+    except OperatorExists:
+        raise UsageError(
+            f"operator {args.name!r} already exists; --replace issues a new token (and ends their sessions)"
+        ) from None
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps({"operator": args.name, "token": token}))
+    else:
+        print(f"operator: {args.name}\ntoken:    {token}")
+        print(
+            "Keep the token now; it is not shown again (only its digest is stored).",
             file=sys.stderr,
         )
     return 0
@@ -126,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             open_store(args.store)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        return asyncio.run(_add_device(args) if args.verb == "add-device" else _serve(args))
+        verbs = {"add-device": _add_device, "add-operator": _add_operator, "serve": _serve}
+        return asyncio.run(verbs[args.verb](args))
     except UsageError as exc:
         print(f"ruvon-cloud: {exc}", file=sys.stderr)
         return 2

@@ -13,9 +13,11 @@ route.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import re
 from importlib import resources
+
+import structlog
 
 from ruvon_cloud.console import operators
 from ruvon_cloud.console.http import (
@@ -35,7 +37,7 @@ from ruvon_cloud.store import Store
 
 PREFIX = "/console"
 COOKIE = "ruvon_console_session"
-log = logging.getLogger(__name__)
+log = structlog.get_logger("ruvon_cloud.console")
 
 _STATIC = {"/console/static/console.css": ("console.css", b"text/css; charset=utf-8")}
 _PAGES = [
@@ -64,12 +66,12 @@ class ConsoleApp:
         try:
             await self._dispatch(request, receive, send)
         except NotFound as exc:
-            await self._error(send, 404, "Not found", str(exc), request)
-        except Exception as exc:  # the store failed: say so, and let the browser retry
-            log.error("console_store_failed path=%s error=%s", request.path, exc)
-            await self._error(
+            await _error(send, 404, "Not found", str(exc))
+        except StoreFailed as exc:
+            log.error("console_store_failed", path=request.path, error=str(exc.__cause__))
+            await _error(
                 send, 503, "Store unavailable", "The store did not answer; try again shortly.",
-                request, [(b"retry-after", b"5")],
+                [(b"retry-after", b"5")],
             )  # fmt: skip
 
     async def _dispatch(self, request: Request, receive, send) -> None:
@@ -82,10 +84,14 @@ class ConsoleApp:
             await self._login(request, receive, send)
             return
         if request.path == "/console/logout" and request.method == "POST":
-            await operators.close_session(self.store, request.cookies.get(COOKIE, ""))
-            await send_redirect(send, "/console/login", [_cookie("", max_age=0, secure=request.secure)])
+            async with _store_call():
+                await operators.close_session(self.store, request.cookies.get(COOKIE, ""))
+            await send_redirect(
+                send, "/console/login", [_cookie("", max_age=0, secure=request.secure)]
+            )
             return
-        operator = await self._operator(request)
+        async with _store_call():
+            operator = await self._operator(request)
         if operator is None:
             if request.wants_html() and request.bearer() is None:
                 await send_redirect(send, login_location(request))
@@ -93,12 +99,13 @@ class ConsoleApp:
                 await send_unauthorized(send)
             return
         if request.method not in ("GET", "HEAD"):
-            await self._error(send, 405, "Method not allowed", "The console is read-only.", request)
+            await _error(send, 405, "Method not allowed", "The console is read-only.")
             return
         for pattern, page in _PAGES:
             match = pattern.fullmatch(request.path)
             if match:
-                template, context = await getattr(self.pages, page)(request, *match.groups())
+                async with _store_call():
+                    template, context = await getattr(self.pages, page)(request, *match.groups())
                 html = render(template, operator=operator, **context)
                 await send_html(send, 200, html)
                 return
@@ -112,7 +119,9 @@ class ConsoleApp:
 
     async def _login(self, request: Request, receive, send) -> None:
         if request.method != "POST":
-            html = render("login.html", operator=None, error=None, next=safe_next(request.query.get("next")))
+            html = render(
+                "login.html", operator=None, error=None, next=safe_next(request.query.get("next"))
+            )
             await send_html(send, 200, html)
             return
         try:
@@ -120,21 +129,44 @@ class ConsoleApp:
         except FormTooLarge:
             form = {}
         target = safe_next(form.get("next"))
-        operator = await operators.operator_for_token(self.store, form.get("token", "").strip())
+        async with _store_call():
+            operator = await operators.operator_for_token(self.store, form.get("token", "").strip())
         if operator is None:
             log.warning("console_login_refused")
-            html = render("login.html", operator=None, error="That is not a valid operator token.", next=target)
+            html = render(
+                "login.html",
+                operator=None,
+                error="That is not a valid operator token.",
+                next=target,
+            )
             await send_html(send, 401, html)
             return
-        session = await operators.open_session(self.store, operator)
+        async with _store_call():
+            session = await operators.open_session(self.store, operator)
         log.info("console_login operator=%s", operator)
-        await send_redirect(send, target, [_cookie(session, operators.SESSION_SECONDS, request.secure)])
+        await send_redirect(
+            send, target, [_cookie(session, operators.SESSION_SECONDS, request.secure)]
+        )
 
-    async def _error(
-        self, send, status: int, title: str, message: str, request: Request, extra: list | None = None
-    ) -> None:
-        html = render("error.html", operator=None, status=status, title=title, message=message)
-        await send_html(send, status, html, extra)
+
+class StoreFailed(Exception):
+    """A store call failed (its error is the ``__cause__``): answered 503 + Retry-After."""
+
+
+@contextlib.asynccontextmanager
+async def _store_call():
+    """Mark a block of store calls: whatever they raise (other than NotFound) is a store failure."""
+    try:
+        yield
+    except NotFound:
+        raise
+    except Exception as exc:  # asyncpg, sqlite3 and the adapters' own errors alike
+        raise StoreFailed from exc
+
+
+async def _error(send, status: int, title: str, message: str, extra: list | None = None) -> None:
+    html = render("error.html", operator=None, status=status, title=title, message=message)
+    await send_html(send, status, html, extra)
 
 
 def _cookie(value: str, max_age: int, secure: bool) -> tuple[bytes, bytes]:

@@ -109,13 +109,19 @@ async def send_unauthorized(send) -> None:
     """401 for API clients: a bearer token is what opens the console."""
     body = json.dumps({"error": "operator token required"}).encode()
     await send_response(
-        send, 401, body, b"application/json", [(b"www-authenticate", b'Bearer realm="ruvon-console"')]
+        send,
+        401,
+        body,
+        b"application/json",
+        [(b"www-authenticate", b'Bearer realm="ruvon-console"')],
     )
 
 
 def login_location(request: Request) -> str:
     """The login form, remembering where the browser was going."""
-    target = request.path + ("?" + "&".join(f"{k}={quote(v)}" for k, v in request.query.items()) if request.query else "")
+    target = request.path + (
+        "?" + "&".join(f"{k}={quote(v)}" for k, v in request.query.items()) if request.query else ""
+    )
     return "/console/login?next=" + quote(target, safe="")
 
 

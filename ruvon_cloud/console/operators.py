@@ -33,17 +33,18 @@ def _digest(secret: str) -> str:
 
 
 async def add_operator(store: Store, name: str, *, replace: bool = False) -> str:
-    """Create (or with ``replace``, re-issue) ``name``'s token and return it; it is not kept."""
+    """Create (or with ``replace``, re-issue, ending its sessions) ``name``'s token; return it once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    if await store.query("SELECT 1 FROM operators WHERE name = ?", (name,)):
-        if not replace:
-            raise OperatorExists(name)
-        await store.query("DELETE FROM operator_sessions WHERE operator = ?", (name,))
-        await store.query("DELETE FROM operators WHERE name = ?", (name,))
-    await store.query(
-        "INSERT INTO operators (name, token_sha256, created_at) VALUES (?, ?, ?)",
-        (name, _digest(token), time.time()),
-    )
+    async with store.transaction() as tx:
+        if await tx.fetch("SELECT 1 FROM operators WHERE name = ?", name):
+            if not replace:
+                raise OperatorExists(name)
+            await tx.execute("DELETE FROM operator_sessions WHERE operator = ?", name)
+            await tx.execute("DELETE FROM operators WHERE name = ?", name)
+        await tx.execute(
+            "INSERT INTO operators (name, token_sha256, created_at) VALUES (?, ?, ?)",
+            name, _digest(token), time.time(),
+        )  # fmt: skip
     return token
 
 
@@ -52,39 +53,41 @@ async def operator_for_token(store: Store, token: str) -> str | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 128:
         return None
     digest = _digest(token)
-    rows = await store.query(
-        "SELECT name, token_sha256 FROM operators WHERE token_sha256 = ?", (digest,)
+    rows = await store.fetch(
+        "SELECT name, token_sha256 FROM operators WHERE token_sha256 = ?", digest
     )
+    # the lookup is by digest of a 256-bit secret; the compare is constant-time all the same
     if rows and hmac.compare_digest(rows[0][1], digest):
         return rows[0][0]
     return None
 
 
 async def open_session(store: Store, operator: str) -> str:
-    """Start a session for ``operator``; return the session id for the cookie."""
+    """Start a session for ``operator`` (dropping expired ones); return the id for the cookie."""
     session = secrets.token_urlsafe(32)
     now = time.time()
-    await store.query("DELETE FROM operator_sessions WHERE expires_at < ?", (now,))
-    await store.query(
-        "INSERT INTO operator_sessions (session_sha256, operator, expires_at) VALUES (?, ?, ?)",
-        (_digest(session), operator, now + SESSION_SECONDS),
-    )
+    async with store.transaction() as tx:
+        await tx.execute("DELETE FROM operator_sessions WHERE expires_at < ?", now)
+        await tx.execute(
+            "INSERT INTO operator_sessions (session_sha256, operator, expires_at) VALUES (?, ?, ?)",
+            _digest(session), operator, now + SESSION_SECONDS,
+        )  # fmt: skip
     return session
 
 
 async def operator_for_session(store: Store, session: str) -> str | None:
-    """Return the operator of an unexpired session, or None."""
+    """Return the operator of an unexpired session whose operator still exists, or None."""
     if not session or len(session) > 128:
         return None
-    rows = await store.query(
-        "SELECT operator FROM operator_sessions WHERE session_sha256 = ? AND expires_at > ?",
-        (_digest(session), time.time()),
-    )
+    rows = await store.fetch(
+        "SELECT s.operator FROM operator_sessions s JOIN operators o ON o.name = s.operator "
+        "WHERE s.session_sha256 = ? AND s.expires_at > ?",
+        _digest(session), time.time(),
+    )  # fmt: skip
     return rows[0][0] if rows else None
 
 
 async def close_session(store: Store, session: str) -> None:
     """End a session (logout)."""
-    await store.query(
-        "DELETE FROM operator_sessions WHERE session_sha256 = ?", (_digest(session),)
-    )
+    async with store.transaction() as tx:
+        await tx.execute("DELETE FROM operator_sessions WHERE session_sha256 = ?", _digest(session))

@@ -38,7 +38,12 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return "\u2014"
     seconds = max(seconds, 0.0)
-    for limit, unit, size in ((1, "ms", 0.001), (120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
+    for limit, unit, size in (
+        (1, "ms", 0.001),
+        (120, "s", 1),
+        (7200, "min", 60),
+        (172800, "h", 3600),
+    ):
         if seconds < limit:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds / 86400:.0f} d"
