@@ -7,12 +7,15 @@ time; every value is escaped on the way out, including whatever devices sent.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+_KEY_ID = re.compile(r"rk_[0-9a-f]{24}")
 
 
 def timestamp(value: float | None) -> str:
@@ -54,6 +57,17 @@ def ago(value: float | None) -> str:
     return "never" if value is None else duration(time.time() - value) + " ago"
 
 
+def presented_key(value: str | None) -> str:
+    """A key id a refused request presented, shown only when shaped like one of ours.
+
+    The header is the sender's text: someone may paste a secret or an operator
+    token there, and the console must not echo it.
+    """
+    if not value:
+        return "none"
+    return value if _KEY_ID.fullmatch(value) else "(not a key id)"
+
+
 def pretty_json(value: Any) -> str:
     """Indented JSON for state and audit details (the text is escaped by the template)."""
     if isinstance(value, str):
@@ -74,7 +88,8 @@ def _environment() -> ImmutableSandboxedEnvironment:
     )
     env.filters.update(
         timestamp=timestamp, device_time=device_time, duration=duration, ago=ago,
-        pretty_json=pretty_json, thousands=lambda n: f"{n:,}" if n is not None else "\u2014",
+        pretty_json=pretty_json,
+        presented_key=presented_key, thousands=lambda n: f"{n:,}" if n is not None else "\u2014",
     )  # fmt: skip
     return env
 
