@@ -165,3 +165,19 @@ def test_add_operator_prints_the_token_once_and_stores_only_its_digest(fleet):
 def test_unknown_things_are_404(fleet, path):
     """A device, workflow or page that does not exist is a 404 page, not an error."""
     assert _get(fleet, path, headers=_bearer(fleet.token)).status_code == 404
+
+
+def test_a_store_that_cannot_commit_is_503_with_retry_after(fleet):
+    """While another process holds the SQLite write lock, logging in answers 503 + Retry-After (no traceback page); after, it works."""
+    if not fleet.store_url.startswith("sqlite:"):
+        pytest.skip("the write lock is a SQLite case; PostgreSQL rows do not lock a login")
+    holder = sqlite3.connect(fleet.tmp / "cloud.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        locked = _login(fleet, fleet.token)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert locked.status_code == 503 and locked.headers["retry-after"] == "5"
+    assert "Store unavailable" in locked.text and "Traceback" not in locked.text
+    assert _login(fleet, fleet.token).status_code == 303
