@@ -72,7 +72,21 @@ def _audits(wf_rows: list[tuple], per: int) -> list[tuple]:
         for j in range(per):
             event = "WORKFLOW_STARTED" if j == 0 else "WORKFLOW_COMPLETED"
             details = "{}" if j == 0 else json.dumps({"step": "Done"})
-            out.append((device, f"{wid}-{j}", wid, event, "Done", None, None, details, row[at], row[-4], received))
+            out.append(
+                (
+                    device,
+                    f"{wid}-{j}",
+                    wid,
+                    event,
+                    "Done",
+                    None,
+                    None,
+                    details,
+                    row[at],
+                    row[-4],
+                    received,
+                )
+            )
     return out
 
 
@@ -102,7 +116,9 @@ async def fill(url: str, devices: int, per_device: int, audit_per: int) -> list[
             device = f"till-{d:04d}"
             wf = _workflows(device, per_device, now, rng, keep if d % 97 == 0 else [])
             await conn.copy_records_to_table("workflows", records=wf, columns=wf_cols)
-            await conn.copy_records_to_table("audit_logs", records=_audits(wf, audit_per), columns=au_cols)
+            await conn.copy_records_to_table(
+                "audit_logs", records=_audits(wf, audit_per), columns=au_cols
+            )
             last_seen = now - rng.random() * (3 * DAY if d % 20 == 0 else 1800)
             registry.append(
                 (device, now - 40 * DAY, now - 30 * DAY, last_seen, f"batch-{device}-last", last_seen,
@@ -144,9 +160,13 @@ def _cloud(*args: str, tmp: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def measure(url: str, samples: list[tuple], requests: int, tmp: Path) -> list[tuple[str, list[float]]]:
+def measure(
+    url: str, samples: list[tuple], requests: int, tmp: Path
+) -> list[tuple[str, list[float]]]:
     """Serve the schema and time each page; return ``(page, seconds)`` per page."""
-    token = json.loads(_cloud("add-operator", "bench", "--store", url, "--json", tmp=tmp).stdout)["token"]
+    token = json.loads(_cloud("add-operator", "bench", "--store", url, "--json", tmp=tmp).stdout)[
+        "token"
+    ]
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ruvon_cloud.cli", "serve", "--store", url, "--port", str(port),
@@ -170,7 +190,9 @@ def measure(url: str, samples: list[tuple], requests: int, tmp: Path) -> list[tu
     ]
     out = []
     try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        ) as client:
             for _ in range(600):
                 try:
                     client.get("/v1/health")
@@ -216,7 +238,7 @@ def main() -> int:
         total = args.devices * args.per_device
         print(f"\nconsole page latency, {args.devices:,} devices, {total:,} workflows, "
               f"{total * args.audit_per:,} audit rows (PostgreSQL, {args.requests} requests each)")  # fmt: skip
-        print(f"| page | median ms | p95 ms |\n|---|---:|---:|")
+        print("| page | median ms | p95 ms |\n|---|---:|---:|")
         for name, times in results:
             print(f"| {name} | {statistics.median(times) * 1000:.0f} | {_p95(times) * 1000:.0f} |")
     finally:

@@ -14,10 +14,9 @@ route.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from importlib import resources
-
-import structlog
 
 from ruvon_cloud.console import operators
 from ruvon_cloud.console.http import (
@@ -37,7 +36,7 @@ from ruvon_cloud.store import Store
 
 PREFIX = "/console"
 COOKIE = "ruvon_console_session"
-log = structlog.get_logger("ruvon_cloud.console")
+log = logging.getLogger(__name__)
 
 _STATIC = {"/console/static/console.css": ("console.css", b"text/css; charset=utf-8")}
 _PAGES = [
@@ -68,7 +67,9 @@ class ConsoleApp:
         except NotFound as exc:
             await _error(send, 404, "Not found", str(exc))
         except StoreFailed as exc:
-            log.error("console_store_failed", path=request.path, error=str(exc.__cause__))
+            log.error(
+                "console_store_failed", extra={"path": request.path, "error": str(exc.__cause__)}
+            )
             await _error(
                 send, 503, "Store unavailable", "The store did not answer; try again shortly.",
                 [(b"retry-after", b"5")],
@@ -143,7 +144,7 @@ class ConsoleApp:
             return
         async with _store_call():
             session = await operators.open_session(self.store, operator)
-        log.info("console_login operator=%s", operator)
+        log.info("console_login", extra={"operator": operator})
         await send_redirect(
             send, target, [_cookie(session, operators.SESSION_SECONDS, request.secure)]
         )
