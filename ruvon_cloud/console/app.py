@@ -42,7 +42,7 @@ _STATIC = {"/console/static/console.css": ("console.css", b"text/css; charset=ut
 _PAGES = [
     (re.compile(r"/console/?"), "fleet"),
     (re.compile(r"/console/devices/([^/]+)"), "device"),
-    (re.compile(r"/console/devices/([^/]+)/workflows/([^/]+)"), "workflow"),
+    (re.compile(r"/console/devices/([^/]+)/workflows/(.+)"), "workflow"),
     (re.compile(r"/console/workflows/?"), "search"),
     (re.compile(r"/console/failures/?"), "failures"),
 ]

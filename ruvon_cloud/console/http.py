@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
-from urllib.parse import parse_qs, quote
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import parse_qs, urlencode
 
 MAX_FORM_BYTES = 4096
 SECURITY_HEADERS = [
@@ -43,10 +43,10 @@ class Request:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         raw_query = scope.get("query_string", b"").decode("latin-1")
         query = {k: v[0].strip() for k, v in parse_qs(raw_query).items() if v[0].strip()}
-        cookies = SimpleCookie()
+        cookies: SimpleCookie = SimpleCookie()
         try:
             cookies.load(headers.get("cookie", ""))
-        except Exception:  # a malformed Cookie header is treated as no cookies  # noqa: BLE001
+        except CookieError:  # a malformed Cookie header counts as no cookies
             cookies = SimpleCookie()
         return cls(
             method=scope["method"],
@@ -119,14 +119,19 @@ async def send_unauthorized(send) -> None:
 
 def login_location(request: Request) -> str:
     """The login form, remembering where the browser was going."""
-    target = request.path + (
-        "?" + "&".join(f"{k}={quote(v)}" for k, v in request.query.items()) if request.query else ""
-    )
-    return "/console/login?next=" + quote(target, safe="")
+    target = request.path + ("?" + urlencode(request.query) if request.query else "")
+    return "/console/login?" + urlencode({"next": target})
 
 
 def safe_next(target: str | None) -> str:
     """Only console paths are followed after login (never another host: no open redirect)."""
-    if target and target.startswith("/console") and "//" not in target and "\\" not in target:
+    if (
+        target
+        and target.isascii()
+        and target.isprintable()
+        and target.startswith("/console")
+        and "//" not in target
+        and "\\" not in target
+    ):
         return target
     return "/console"

@@ -6,6 +6,9 @@ needs *attention* when its agent reports quarantined records or an error, or
 a request of it was refused in the last 24 h. Search filters are exact
 matches (an id, an idempotency key, a type, a status or ``FAILED*``, a
 device) plus a received-time range in UTC, newest first, ``PAGE_SIZE`` a page.
+The fleet page lists stale devices first, then those needing attention, then
+the healthy ones, ``DEVICES_PAGE`` a page (rendering a thousand rows at once
+is what made it slow), and can show one badge only.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from sync_agent.protocol import TERMINAL_STATUSES
 STALE_AFTER = 3600.0
 DAY = 86400.0
 PAGE_SIZE = 50
+DEVICES_PAGE = 100
+BADGES = ("stale", "attention", "healthy")  # the fleet page lists devices in this order
 Page = tuple[str, dict[str, Any]]
 
 
@@ -51,6 +56,12 @@ def health(device: dict, refusals_24h: int) -> Health:
     if refusals_24h:
         reasons.append(f"{refusals_24h} refused in 24 h")
     return Health("attention", ", ".join(reasons)) if reasons else Health("healthy", "")
+
+
+def _page_number(request: Request) -> int:
+    """``?page=N`` (1 when absent or not a positive number)."""
+    text = request.query.get("page", "")
+    return int(text) if text.isdigit() and 0 < int(text) < 1_000_000 else 1
 
 
 def _epoch(text: str | None, field: str, problems: list[str]) -> float | None:
@@ -112,7 +123,17 @@ class Pages:
             "quarantined": sum(d["quarantined"] or 0 for d in devices),
             "refusals_24h": sum(refused.values()),
         }  # fmt: skip
-        return "fleet.html", {"section": "fleet", "devices": rows, "summary": summary}
+        show = request.query.get("show")
+        if show in BADGES:
+            rows = [r for r in rows if r["health"].badge == show]
+        rows.sort(key=lambda r: BADGES.index(r["health"].badge))  # stable: by id within a badge
+        page = _page_number(request)
+        return "fleet.html", {
+            "section": "fleet", "summary": summary, "show": show if show in BADGES else None,
+            "devices": rows[(page - 1) * DEVICES_PAGE : page * DEVICES_PAGE], "page": page,
+            "more": len(rows) > page * DEVICES_PAGE, "matching": len(rows),
+            "first": (page - 1) * DEVICES_PAGE + 1,
+        }  # fmt: skip
 
     async def device(self, request: Request, device_id: str) -> Page:
         now = time.time()
@@ -137,7 +158,7 @@ class Pages:
         problems: list[str] = []
         since = _epoch(q.get("since"), "since", problems)
         until = _epoch(q.get("until"), "until", problems)
-        page = int(q["page"]) if q.get("page", "").isdigit() and int(q["page"]) > 0 else 1
+        page = _page_number(request)
         status: str | tuple[str, ...] | None = q.get("status")
         if status == "FAILED*":
             status = queries.FAILED_STATUSES

@@ -11,6 +11,7 @@ import re
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -68,6 +69,11 @@ def presented_key(value: str | None) -> str:
     return value if _KEY_ID.fullmatch(value) else "(not a key id)"
 
 
+def path_part(value: str) -> str:
+    """One URL path segment (a ``/`` inside a workflow id is escaped too)."""
+    return quote(str(value), safe="")
+
+
 def pretty_json(value: Any) -> str:
     """Indented JSON for state and audit details (the text is escaped by the template)."""
     if isinstance(value, str):
@@ -89,7 +95,8 @@ def _environment() -> ImmutableSandboxedEnvironment:
     env.filters.update(
         timestamp=timestamp, device_time=device_time, duration=duration, ago=ago,
         pretty_json=pretty_json,
-        presented_key=presented_key, thousands=lambda n: f"{n:,}" if n is not None else "\u2014",
+        presented_key=presented_key,
+        path_part=path_part, thousands=lambda n: f"{n:,}" if n is not None else "\u2014",
     )  # fmt: skip
     return env
 

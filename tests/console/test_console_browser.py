@@ -77,6 +77,14 @@ def test_fleet_page_shows_each_device_as_the_registry_has_it(page, fleet, tmp_pa
         sum(d["workflows"] for d in devices.values())
     ]
     assert _numbers(page, '[data-summary="stale"]') == [1]
+    assert (
+        page.locator("#devices tbody tr").first.get_attribute("data-device") == "pos-3"
+    )  # stale first
+    page.click('a.card[href="/console?show=stale"]')
+    page.screenshot(path=tmp_path / "fleet-stale.png", full_page=True)
+    assert page.locator("#devices tbody tr").evaluate_all(
+        "rows => rows.map(r => r.dataset.device)"
+    ) == ["pos-3"]
 
 
 def test_search_by_status_and_device_pages_through_every_match(page, fleet, tmp_path):
