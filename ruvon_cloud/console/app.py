@@ -13,9 +13,9 @@ route.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from importlib import resources
 
 from ruvon_cloud.console import operators
@@ -30,21 +30,21 @@ from ruvon_cloud.console.http import (
     send_response,
     send_unauthorized,
 )
-from ruvon_cloud.console.pages import NotFound, Pages
+from ruvon_cloud.console.pages import NotFound, Page, Pages
 from ruvon_cloud.console.render import render
-from ruvon_cloud.store import Store
+from ruvon_cloud.store import Store, StoreUnavailable
 
 PREFIX = "/console"
 COOKIE = "ruvon_console_session"
 log = logging.getLogger(__name__)
 
 _STATIC = {"/console/static/console.css": ("console.css", b"text/css; charset=utf-8")}
-_PAGES = [
-    (re.compile(r"/console/?"), "fleet"),
-    (re.compile(r"/console/devices/([^/]+)"), "device"),
-    (re.compile(r"/console/devices/([^/]+)/workflows/(.+)"), "workflow"),
-    (re.compile(r"/console/workflows/?"), "search"),
-    (re.compile(r"/console/failures/?"), "failures"),
+_PAGES: list[tuple[re.Pattern[str], Callable[..., Awaitable[Page]]]] = [
+    (re.compile(r"/console/?"), Pages.fleet),
+    (re.compile(r"/console/devices/([^/]+)"), Pages.device),
+    (re.compile(r"/console/devices/([^/]+)/workflows/(.+)"), Pages.workflow),
+    (re.compile(r"/console/workflows/?"), Pages.search),
+    (re.compile(r"/console/failures/?"), Pages.failures),
 ]
 
 
@@ -66,10 +66,8 @@ class ConsoleApp:
             await self._dispatch(request, receive, send)
         except NotFound as exc:
             await _error(send, 404, "Not found", str(exc))
-        except StoreFailed as exc:
-            log.error(
-                "console_store_failed", extra={"path": request.path, "error": str(exc.__cause__)}
-            )
+        except StoreUnavailable as exc:
+            log.error("console_store_unavailable", extra={"path": request.path, "error": str(exc)})
             await _error(
                 send, 503, "Store unavailable", "The store did not answer; try again shortly.",
                 [(b"retry-after", b"5")],
@@ -85,14 +83,12 @@ class ConsoleApp:
             await self._login(request, receive, send)
             return
         if request.path == "/console/logout" and request.method == "POST":
-            async with _store_call():
-                await operators.close_session(self.store, request.cookies.get(COOKIE, ""))
+            await operators.close_session(self.store, request.cookies.get(COOKIE, ""))
             await send_redirect(
                 send, "/console/login", [_cookie("", max_age=0, secure=request.secure)]
             )
             return
-        async with _store_call():
-            operator = await self._operator(request)
+        operator = await self._operator(request)
         if operator is None:
             if request.wants_html() and request.bearer() is None:
                 await send_redirect(send, login_location(request))
@@ -105,8 +101,7 @@ class ConsoleApp:
         for pattern, page in _PAGES:
             match = pattern.fullmatch(request.path)
             if match:
-                async with _store_call():
-                    template, context = await getattr(self.pages, page)(request, *match.groups())
+                template, context = await page(self.pages, request, *match.groups())
                 html = render(template, operator=operator, **context)
                 await send_html(send, 200, html)
                 return
@@ -130,8 +125,7 @@ class ConsoleApp:
         except FormTooLarge:
             form = {}
         target = safe_next(form.get("next"))
-        async with _store_call():
-            operator = await operators.operator_for_token(self.store, form.get("token", "").strip())
+        operator = await operators.operator_for_token(self.store, form.get("token", "").strip())
         if operator is None:
             log.warning("console_login_refused")
             html = render(
@@ -142,27 +136,11 @@ class ConsoleApp:
             )
             await send_html(send, 401, html)
             return
-        async with _store_call():
-            session = await operators.open_session(self.store, operator)
+        session = await operators.open_session(self.store, operator)
         log.info("console_login", extra={"operator": operator})
         await send_redirect(
             send, target, [_cookie(session, operators.SESSION_SECONDS, request.secure)]
         )
-
-
-class StoreFailed(Exception):
-    """A store call failed (its error is the ``__cause__``): answered 503 + Retry-After."""
-
-
-@contextlib.asynccontextmanager
-async def _store_call():
-    """Mark a block of store calls: whatever they raise (other than NotFound) is a store failure."""
-    try:
-        yield
-    except NotFound:
-        raise
-    except Exception as exc:  # asyncpg, sqlite3 and the adapters' own errors alike
-        raise StoreFailed from exc
 
 
 async def _error(send, status: int, title: str, message: str, extra: list | None = None) -> None:
