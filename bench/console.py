@@ -153,24 +153,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cloud(*args: str, tmp: Path) -> subprocess.CompletedProcess:
+def _cloud(*args: str, key: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ruvon_cloud.cli", *args, "--master-key-file", str(tmp / "mk")],
+        [sys.executable, "-m", "ruvon_cloud.cli", *args, "--master-key-file", str(key)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
 
 
 def measure(
-    url: str, samples: list[tuple], requests: int, tmp: Path
+    url: str, samples: list[tuple], requests: int, key: Path
 ) -> list[tuple[str, list[float]]]:
     """Serve the schema and time each page; return ``(page, seconds)`` per page."""
-    token = json.loads(_cloud("add-operator", "bench", "--store", url, "--json", tmp=tmp).stdout)[
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    token = json.loads(_cloud("add-operator", name, "--store", url, "--json", key=key).stdout)[
         "token"
     ]
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ruvon_cloud.cli", "serve", "--store", url, "--port", str(port),
-         "--master-key-file", str(tmp / "mk"), "--log-level", "warning"],
+         "--master-key-file", str(key), "--log-level", "warning"],
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     device, wid, key, created = samples[len(samples) // 2]
@@ -226,25 +227,48 @@ def main() -> int:
     p.add_argument("--audit-per", type=int, default=2)
     p.add_argument("--requests", type=int, default=9)
     p.add_argument("--keep", action="store_true", help="keep the schema (its name is printed)")
+    p.add_argument(
+        "--reuse", metavar="SCHEMA", help="measure a schema kept by an earlier --keep run"
+    )
     args = p.parse_args()
-    schema_name = f"ruvon_console_bench_{uuid.uuid4().hex[:8]}"
+    schema_name = args.reuse or f"ruvon_console_bench_{uuid.uuid4().hex[:8]}"
     url = f"{DSN}?schema={schema_name}"
+    key = Path(tempfile.gettempdir()) / f"{schema_name}.master-key"  # kept with the schema
     print(f"schema {schema_name}: {args.devices:,} devices x {args.per_device:,} workflows "
           f"x {args.audit_per} audit rows", file=sys.stderr)  # fmt: skip
     try:
-        samples = asyncio.run(fill(url, args.devices, args.per_device, args.audit_per))
-        with tempfile.TemporaryDirectory() as tmp:
-            results = measure(url, samples, args.requests, Path(tmp))
+        if args.reuse:
+            samples = asyncio.run(_samples(schema_name))
+        else:
+            samples = asyncio.run(fill(url, args.devices, args.per_device, args.audit_per))
+        results = measure(url, samples, args.requests, key)
         total = args.devices * args.per_device
         print(f"\nconsole page latency, {args.devices:,} devices, {total:,} workflows, "
-              f"{total * args.audit_per:,} audit rows (PostgreSQL, {args.requests} requests each)")  # fmt: skip
+              f"{total * args.audit_per:,} audit rows (PostgreSQL, {args.requests} requests each; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")  # fmt: skip
         print("| page | median ms | p95 ms |\n|---|---:|---:|")
         for name, times in results:
             print(f"| {name} | {statistics.median(times) * 1000:.0f} | {_p95(times) * 1000:.0f} |")
     finally:
-        if not args.keep:
+        if not (args.keep or args.reuse):
             asyncio.run(_drop(schema_name))
+            key.unlink(missing_ok=True)
     return 0
+
+
+async def _samples(schema_name: str) -> list[tuple]:
+    """Workflows to open in a reused schema (as ``fill`` would have kept)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(DSN, server_settings={"search_path": schema_name})
+    try:
+        rows = await conn.fetch(
+            "SELECT device_id, id, idempotency_key, created_at FROM workflows "
+            "WHERE idempotency_key IS NOT NULL LIMIT 50"
+        )
+    finally:
+        await conn.close()
+    return [tuple(r) for r in rows]
 
 
 async def _drop(schema_name: str) -> None:

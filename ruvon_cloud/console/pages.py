@@ -189,10 +189,13 @@ class Pages:
     async def failures(self, request: Request) -> Page:
         now = time.time()
         devices = await self.store.devices(stale_after=STALE_AFTER, now=now)
+        troubled = [d for d in devices if d["quarantined"] or d["last_error"]]
+        troubled.sort(key=lambda d: -(d["quarantined"] or 0))
+        stale = [d for d in devices if d["stale"]]
         return "failures.html", {
             "section": "failures",
             "failed": await self.store.workflows(status=queries.FAILED_STATUSES, limit=PAGE_SIZE),
-            "troubled": [d for d in devices if d["quarantined"] or d["last_error"]],
+            "troubled": troubled[:PAGE_SIZE], "troubled_total": len(troubled),
             "refusals": await self.store.refusals(limit=PAGE_SIZE),
-            "stale": [d for d in devices if d["stale"]],
+            "stale": stale[:PAGE_SIZE], "stale_total": len(stale),
         }  # fmt: skip
