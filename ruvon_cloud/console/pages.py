@@ -112,9 +112,12 @@ class Pages:
         now = time.time()
         devices = await self.store.devices(stale_after=STALE_AFTER, now=now)
         refused = await queries.refusals_since(self.store, now - DAY)
-        rows = [{**d, "health": health(d, refused.get(d["device_id"], 0)),
-                 "refusals_24h": refused.get(d["device_id"], 0)} for d in devices]  # fmt: skip
-        badges = [r["health"].badge for r in rows]
+        rows = []
+        for d in devices:
+            judged = health(d, refused.get(d["device_id"], 0))
+            rows.append({**d, "badge": judged.badge, "why": judged.why,
+                         "refusals_24h": refused.get(d["device_id"], 0)})  # fmt: skip
+        badges = [r["badge"] for r in rows]
         summary = {
             "devices": len(rows), "healthy": badges.count("healthy"),
             "attention": badges.count("attention"), "stale": badges.count("stale"),
@@ -125,8 +128,8 @@ class Pages:
         }  # fmt: skip
         show = request.query.get("show")
         if show in BADGES:
-            rows = [r for r in rows if r["health"].badge == show]
-        rows.sort(key=lambda r: BADGES.index(r["health"].badge))  # stable: by id within a badge
+            rows = [r for r in rows if r["badge"] == show]
+        rows.sort(key=lambda r: BADGES.index(r["badge"]))  # stable: by id within a badge
         page = _page_number(request)
         return "fleet.html", {
             "section": "fleet", "summary": summary, "show": show if show in BADGES else None,

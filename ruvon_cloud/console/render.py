@@ -2,6 +2,8 @@
 
 Templates live in the package (``templates/``), so nothing is fetched at run
 time; every value is escaped on the way out, including whatever devices sent.
+Table rows are read by subscript (``row["x"]``): the sandbox checks attribute
+access on every lookup, and a hundred-row table pays for it in milliseconds.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def timestamp(value: float | None) -> str:
     """Epoch seconds as ``2026-12-01 23:10:05Z``; an em dash for none."""
     if value is None:
         return "\u2014"
-    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return _utc_text(datetime.fromtimestamp(value, UTC))
 
 
 def device_time(value: str | None) -> str:
@@ -34,7 +36,12 @@ def device_time(value: str | None) -> str:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
-    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return _utc_text(parsed.astimezone(UTC) if parsed.tzinfo else parsed)
+
+
+def _utc_text(moment: datetime) -> str:
+    # isoformat, not strftime: glibc's strftime re-reads the local zone file on every call
+    return moment.isoformat(sep=" ", timespec="seconds")[:19] + "Z"
 
 
 def duration(seconds: float | None) -> str:
