@@ -51,7 +51,11 @@ def batch_body(device: str, workflows=(), audits=(), **extra) -> tuple[str, byte
 
 
 class Served:
-    """``ruvon-cloud serve`` in a subprocess with a SQLite store in ``tmp``; one device key made by the CLI."""
+    """``ruvon-cloud serve`` in a subprocess (a SQLite store in ``tmp`` unless ``store``); one device key made by the CLI.
+
+    The master key is ``tmp/master.key`` (via ``RUVON_CLOUD_MASTER_KEY_FILE``):
+    pass ``env=rx.env`` to other ``cloud_cli`` calls that need it.
+    """
 
     def __init__(
         self, tmp: Path, *flags: str, device: str = "pos-1", store: str | None = None
@@ -61,17 +65,18 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / "serve.log"
+        self.env = {**os.environ, "RUVON_CLOUD_MASTER_KEY_FILE": str(tmp / "master.key")}
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Served:
-        added = cloud_cli("add-device", self.device, "--store", self.store, "--json")
+        added = cloud_cli("add-device", self.device, "--store", self.store, "--json", env=self.env)
         assert added.returncode == 0, added.stderr
         key = json.loads(added.stdout)
         self.key_id, self.secret = key["key_id"], key["secret"]
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ruvon_cloud.cli", "serve", "--store", self.store, "--port", str(self.port), *self.flags],
-                stdout=subprocess.DEVNULL, stderr=log,
+                stdout=subprocess.DEVNULL, stderr=log, env=self.env,
             )  # fmt: skip
         deadline = time.monotonic() + 30
         while True:

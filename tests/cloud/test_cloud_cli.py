@@ -92,7 +92,7 @@ def test_a_different_master_key_is_refused_naming_both_fingerprints(tmp_path):
 def test_rotate_keeps_both_keys_valid_until_the_old_one_is_revoked(tmp_path):
     """rotate prints a second key; both sign batches until revoke, after which the old one gets 401 and is listed revoked."""
     with Served(tmp_path) as rx:
-        rotated = cloud_cli("rotate", "pos-1", "--store", rx.store, "--json")
+        rotated = cloud_cli("rotate", "pos-1", "--store", rx.store, "--json", env=rx.env)
         assert rotated.returncode == 0, rotated.stderr
         new = json.loads(rotated.stdout)
         assert new["key_id"] != rx.key_id and set(new) == {"device_id", "key_id", "secret"}
