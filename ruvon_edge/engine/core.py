@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from ruvon_edge.definition.registry import WorkflowRegistry
 from ruvon_edge.engine import audit
-from ruvon_edge.engine.runner import CHILD_WAITS, Runner
+from ruvon_edge.engine.runner import CHILD_WAITS, Runner, input_step
 from ruvon_edge.engine.snapshots import Snapshots
 from ruvon_edge.engine.workflow import Workflow
 from ruvon_edge.errors import InvalidInputError, InvalidTransitionError
@@ -219,7 +219,7 @@ class Engine:
             return self.view(await Runner(self, row).run(user_input))
 
     def _validated_input(self, row: dict[str, Any], user_input: dict[str, Any]) -> dict[str, Any]:
-        step = self.snapshots.definition_of(row).step(row["current_step"])
+        step = input_step(self.snapshots.definition_of(row), row)
         model = self.registry.input_model(step) if step.input_model else None
         if model is None:
             return dict(user_input)
@@ -229,6 +229,13 @@ class Engine:
             raise InvalidInputError(
                 f"input does not fit {model.__name__}: {_one_line(exc)}", row["id"], step.name
             ) from None
+
+    async def enable_saga_mode(self, workflow_id: UUID | str) -> Workflow:
+        """Make this instance compensate on failure (the reference's per-instance switch)."""
+        async with self._lock(workflow_id):
+            runner = Runner(self, await self._load_for_run(workflow_id))
+            await runner.enable_saga_mode()
+            return self.view(runner.row)
 
     async def cancel(self, workflow_id: UUID | str) -> Workflow:
         """Stop a workflow for good; a finished one cannot be cancelled."""

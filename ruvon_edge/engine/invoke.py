@@ -1,7 +1,9 @@
 """Calling user step functions: attempts, backoff, timeout, result normalisation.
 
 The function gets a *copy* of the state, so an attempt that fails half-way
-leaves nothing behind; in-place changes of a successful attempt are kept.
+leaves nothing behind; in-place changes of a successful attempt are kept, and
+so are those made before a directive was raised (the directive carries the
+state as ``state``), as the reference's examples rely on.
 Sync functions run off the event loop through the execution provider;
 ``async def`` functions run on it. A timed-out sync function cannot be
 killed: its thread finishes in the background and its result is discarded.
@@ -15,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ruvon_edge.definition.models import RetryPolicy
+from ruvon_edge.directives import WorkflowDirective
 from ruvon_edge.engine.context import StepContext
 from ruvon_edge.providers.execution import ExecutionProvider
 
@@ -53,7 +56,11 @@ async def call_step(
             state.model_dump_json()
         )  # 5x cheaper than deepcopy
         call = execution.execute_sync_step_function(function, working, context, **user_input)
-        raw = await (asyncio.wait_for(call, timeout) if timeout else call)
+        try:
+            raw = await (asyncio.wait_for(call, timeout) if timeout else call)
+        except WorkflowDirective as directive:
+            directive.state = working
+            raise
         return working, normalise_result(
             raw, f"step function {getattr(function, '__qualname__', function)!r}"
         )

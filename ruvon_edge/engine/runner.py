@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from ruvon_edge.definition.models import StepDefinition, WorkflowDefinition
 from ruvon_edge.directives import WorkflowDirective
@@ -78,17 +79,18 @@ class Runner:
             elif status != S.ACTIVE and not resuming:
                 break
             step = self.definition.step(self.row["current_step"])
-            await self.run_step(step, user_input)
-            user_input = None
-            if self.row["status"] in CHILD_WAITS:
-                continue  # the step waits on its child, which runs next
+            user_input = await self.run_step(step, user_input)
+            if user_input is not None or self.row["status"] in CHILD_WAITS:
+                continue  # a paused step completed and hands its input on, or a child runs next
             taken += 1
             if max_steps is not None and taken >= max_steps and not step.automate_next:
                 break
         return self.row
 
-    async def run_step(self, step: StepDefinition, user_input: dict[str, Any] | None) -> None:
-        """Run one step and commit what it did (or its failure)."""
+    async def run_step(
+        self, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Run one step and commit what it did (or its failure); return input it hands on."""
         row = self._draft()
         old_status = self.row["status"]
         state = self.state_model.model_validate(row["state"])
@@ -100,6 +102,8 @@ class Runner:
             parent_id=row.get("parent_id"),
             previous_step=row["context"].get("previous_step"),
             sub_workflow_results=row["state"].get("sub_workflow_results") or {},
+            validated_input=self._validated_input(step, user_input),
+            previous_step_result=row["context"].get("previous_step_result"),
         )
         run = StepRun(
             self.engine,
@@ -119,17 +123,18 @@ class Runner:
                 next_step = self._next_step(step, outcome, new_state)
         except (Exception, WorkflowDirective) as exc:  # a step's failure is data, not a crash
             await self.fail(row, step, old_status, exc)
-            return
+            return None
         duration_ms = (time.perf_counter() - started) * 1000
         events: list[dict[str, Any]] = []
         if user_input is not None and old_status == S.WAITING_HUMAN:
             events.append(audit.event(audit.WORKFLOW_RESUMED, step.name, old_status, S.ACTIVE))
         if outcome.wait is not None:
             await self._wait(row, step, old_status, outcome, events)
-            return
+            return None
         row["state"] = new_state.model_dump(mode="json")
         row["current_step"] = next_step
         row["context"]["previous_step"] = step.name
+        row["context"]["previous_step_result"] = to_jsonable_python(outcome.result, fallback=str)
         row["context"].get("steps", {}).pop(step.name, None)
         if step.compensate_function:
             row["saga_log"] = [
@@ -148,6 +153,7 @@ class Runner:
                 **outcome.details,
             )
         )
+        events.extend(outcome.events)
         if next_step is None:
             events.append(audit.event(audit.WORKFLOW_COMPLETED, step.name, old_status, S.COMPLETED))
         await self._commit(row, events, [audit.duration_metric(step.name, duration_ms)], outcome)
@@ -159,6 +165,7 @@ class Runner:
             await notify("on_workflow_status_changed", row["id"], old_status, row["status"])
         if row["status"] == S.COMPLETED:
             await notify("on_workflow_completed", row["id"])
+        return user_input if outcome.hand_on_input and next_step is not None else None
 
     # -- outcomes ------------------------------------------------------------------------
     async def _wait(
@@ -169,6 +176,8 @@ class Runner:
         outcome: Outcome,
         events: list,
     ) -> None:
+        if outcome.state is not None:  # changed in place before a pause
+            row["state"] = outcome.state.model_dump(mode="json")
         if outcome.result and outcome.merge:
             row["state"] = merge_result(
                 row["state"], outcome.result, step.merge_strategy, step.merge_conflict
@@ -211,7 +220,7 @@ class Runner:
         final = getattr(exc, "workflow_status", None) or S.FAILED
         row["error"] = error
         events = [audit.event(audit.STEP_FAILED, step.name, old_status, None, error=error)]
-        if self.definition.saga_mode:
+        if self.definition.saga_mode or row["context"].get("saga_mode"):
             row["status"] = S.ACTIVE
             row["context"]["compensating"] = True
             if final != S.FAILED:
@@ -277,6 +286,16 @@ class Runner:
         await self.engine.notify("on_workflow_status_changed", row["id"], S.ACTIVE, final)
         await self.engine.notify("on_workflow_failed", row["id"], row.get("error"))
 
+    async def enable_saga_mode(self) -> None:
+        """Record the per-instance saga switch (one commit, audited)."""
+        if self.row["context"].get("saga_mode"):
+            return
+        row = self._draft()
+        row["context"]["saga_mode"] = True
+        status = row["status"]
+        event = audit.event(audit.SAGA_MODE_ENABLED, row.get("current_step"), status, status)
+        await self._commit(row, [event], [])
+
     async def checkpoint(self, row: dict[str, Any], events: list[dict] | None = None) -> None:
         """Commit a running step's progress (its memory, the state so far) without finishing the step."""
         saved = dict(row)
@@ -289,6 +308,13 @@ class Runner:
         row = dict(self.row)
         row["context"] = copy.deepcopy(self.row["context"])
         return row
+
+    def _validated_input(self, step: StepDefinition, user_input: dict[str, Any] | None) -> Any:
+        """``context.validated_input``: the input as the step's ``input_model`` (already checked)."""
+        if user_input is None:
+            return None
+        model = self.engine.registry.input_model(step)
+        return model.model_validate(user_input) if model is not None else dict(user_input)
 
     def _merged_state(self, step: StepDefinition, state: BaseModel, outcome: Outcome) -> BaseModel:
         base = (outcome.state or state).model_dump(mode="json")
@@ -382,6 +408,16 @@ class Runner:
                 parent_id=row["parent_id"],
                 error=describe(exc),
             )
+
+
+def input_step(definition: WorkflowDefinition, row: dict[str, Any]) -> StepDefinition:
+    """The step that receives a waiting workflow's input: the next one after a directive's pause."""
+    step = definition.step(row["current_step"])
+    if row["context"].get("steps", {}).get(step.name, {}).get("paused"):
+        index = definition.index_of(step.name) + 1
+        if index < len(definition.steps):
+            return definition.steps[index]
+    return step
 
 
 def describe(exc: BaseException) -> str:
