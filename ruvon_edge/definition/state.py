@@ -2,7 +2,8 @@
 
 The reference hands a workflow without a state model (or with
 ``builtins.dict``), and every PARALLEL/ASYNC task, a plain dict; our steps get
-a model. ``DictState`` is the permissive model of a workflow without one:
+a model. ``MappingAccess`` adds mapping access to a model (ASYNC tasks get
+their typed state so); ``DictState`` is the permissive model of a workflow without one:
 ``state.x`` and ``state["x"]``, ``.get``, ``in`` and item assignment all
 work (no ``keys``/``items`` methods: they would hide fields of those names). ``StateDict`` is the dict tasks receive: ``state["x"]`` and ``state.x``
 (nested dicts too).
@@ -15,15 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 
-class DictState(BaseModel):
-    """A model with any fields, also usable as a mapping of them."""
-
-    model_config = ConfigDict(extra="allow")
+class MappingAccess:
+    """Mapping reads and writes on a pydantic model's fields (mixed into models, never alone)."""
 
     def _fields(self) -> dict[str, Any]:
+        model: Any = self
         return {
-            **{k: getattr(self, k) for k in type(self).model_fields},
-            **(self.__pydantic_extra__ or {}),
+            **{k: getattr(model, k) for k in type(model).model_fields},
+            **(model.__pydantic_extra__ or {}),
         }
 
     def __getitem__(self, key: str) -> Any:
@@ -41,6 +41,26 @@ class DictState(BaseModel):
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``."""
         return self._fields().get(key, default)
+
+
+class DictState(MappingAccess, BaseModel):
+    """A model with any fields, also usable as a mapping of them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+_MAPPING_MODELS: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def with_mapping_access(state: BaseModel) -> BaseModel:
+    """A copy of ``state`` whose class also reads as a mapping (ASYNC tasks get this)."""
+    model = type(state)
+    if isinstance(state, MappingAccess):
+        return state.model_copy(deep=True)
+    mapped = _MAPPING_MODELS.get(model)
+    if mapped is None:
+        mapped = _MAPPING_MODELS[model] = type(model.__name__, (MappingAccess, model), {})
+    return mapped.model_validate(state.model_dump())
 
 
 class StateDict(dict[str, Any]):
