@@ -117,6 +117,8 @@ class Engine:
         row["version"] = versions[0]
         self._remember_start(row)
         await self.notify("on_workflow_started", row["id"], workflow_type)
+        if self.registry.get(workflow_type).automate_start:  # the reference's automate_start
+            return await self.next_step(row["id"])
         return self.view(row)
 
     def new_instance(

@@ -19,7 +19,7 @@ from pydantic_core import to_jsonable_python
 
 from ruvon_edge.definition.models import StepDefinition, WorkflowDefinition
 from ruvon_edge.directives import WorkflowDirective
-from ruvon_edge.engine import audit
+from ruvon_edge.engine import audit, injection
 from ruvon_edge.engine.context import StepContext
 from ruvon_edge.engine.invoke import call_step
 from ruvon_edge.engine.merge import MergeConflictError, merge_result
@@ -120,7 +120,13 @@ class Runner:
             outcome = await handler_for(step.type)(run)
             if outcome.wait is None:
                 new_state = self._merged_state(step, state, outcome)
-                next_step = self._next_step(step, outcome, new_state)
+                definition, injected = injection.inject(
+                    self.definition,
+                    step,
+                    new_state.model_dump(mode="json"),
+                    self.engine.expression_evaluator,
+                )
+                next_step = self._next_step(step, outcome, new_state, injected)
         except (Exception, WorkflowDirective) as exc:  # a step's failure is data, not a crash
             await self.fail(row, step, old_status, exc)
             return None
@@ -131,6 +137,13 @@ class Runner:
         if outcome.wait is not None:
             await self._wait(row, step, old_status, outcome, events)
             return None
+        if injected:
+            row["context"]["definition_hash"] = self.engine.snapshots.store(definition)[1]
+            records = row["context"].setdefault("injected_steps", [])
+            records.append(injection.record(step, definition, injected))
+            events.append(
+                audit.event(audit.STEPS_INJECTED, step.name, old_status, S.ACTIVE, steps=injected)
+            )
         row["state"] = new_state.model_dump(mode="json")
         row["current_step"] = next_step
         row["context"]["previous_step"] = step.name
@@ -157,6 +170,7 @@ class Runner:
         if next_step is None:
             events.append(audit.event(audit.WORKFLOW_COMPLETED, step.name, old_status, S.COMPLETED))
         await self._commit(row, events, [audit.duration_metric(step.name, duration_ms)], outcome)
+        self.definition = definition
         notify = self.engine.notify
         if user_input is not None and old_status == S.WAITING_HUMAN:
             await notify("on_workflow_resumed", row["id"], step.name, user_input)
@@ -332,7 +346,9 @@ class Runner:
                 step.name,
             ) from None
 
-    def _next_step(self, step: StepDefinition, outcome: Outcome, state: BaseModel) -> str | None:
+    def _next_step(
+        self, step: StepDefinition, outcome: Outcome, state: BaseModel, injected: list[str]
+    ) -> str | None:
         if outcome.jump is not None:
             if not any(s.name == outcome.jump for s in self.definition.steps):
                 raise StepFailedError(
@@ -350,6 +366,8 @@ class Runner:
             raise StepFailedError(
                 "no route matched and there is no default", self.row["id"], step.name
             )
+        if injected:
+            return injected[0]
         index = self.definition.index_of(step.name) + 1
         return self.definition.steps[index].name if index < len(self.definition.steps) else None
 

@@ -146,7 +146,9 @@ def _merge(run: StepRun, entries: list[dict[str, Any]]) -> dict[str, Any]:
     for entry in entries:
         if entry["status"] == COMPLETED:
             _check_declared(run, entry)
-            combined = merge_result(combined, entry["result"], step.merge_strategy, step.merge_conflict)
+            combined = merge_result(
+                combined, entry["result"], step.merge_strategy, step.merge_conflict
+            )
     return combined
 
 
