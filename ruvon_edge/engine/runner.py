@@ -10,6 +10,7 @@ A row is changed only on a copy: if the commit fails, nothing in memory lies.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ruvon_edge.engine.core import Engine
 
 S = WorkflowStatus
+logger = logging.getLogger(__name__)
 
 CHILD_WAITS = frozenset({S.PENDING_SUB_WORKFLOW, S.WAITING_CHILD_HUMAN_INPUT})
 """A parent waiting on its child: running its step again reads (or runs) the child."""
@@ -247,6 +249,7 @@ class Runner:
         events[0]["new_status"] = final
         events.append(audit.event(audit.WORKFLOW_FAILED, step.name, old_status, final, error=error))
         await self._commit(row, events, [])
+        log_failed(self.row)
         await self.engine.notify("on_workflow_status_changed", row["id"], old_status, final)
         await self.engine.notify("on_workflow_failed", row["id"], error)
 
@@ -297,6 +300,7 @@ class Runner:
             compensation_failures=failures,
         )
         await self._commit(row, [event], [])
+        log_failed(self.row)
         await self.engine.notify("on_workflow_status_changed", row["id"], S.ACTIVE, final)
         await self.engine.notify("on_workflow_failed", row["id"], row.get("error"))
 
@@ -418,13 +422,13 @@ class Runner:
                 row["id"], row["parent_id"], row["status"]
             )
         except Exception as exc:  # the child's commit stands whatever happens to the parent
-            import structlog
-
-            structlog.get_logger("ruvon_edge.engine").warning(
+            logger.warning(
                 "child_report_failed",
-                workflow_id=row["id"],
-                parent_id=row["parent_id"],
-                error=describe(exc),
+                extra={
+                    "workflow_id": row["id"],
+                    "parent_id": row["parent_id"],
+                    "error": describe(exc),
+                },
             )
 
 
@@ -436,6 +440,20 @@ def input_step(definition: WorkflowDefinition, row: dict[str, Any]) -> StepDefin
         if index < len(definition.steps):
             return definition.steps[index]
     return step
+
+
+def log_failed(row: dict[str, Any]) -> None:
+    """One warning per workflow that ends FAILED*: the line an operator looks for first."""
+    logger.warning(
+        "workflow_failed",
+        extra={
+            "workflow_type": row["workflow_type"],
+            "workflow_id": str(row["id"]),
+            "status": row["status"],
+            "step": row.get("current_step"),
+            "error": row.get("error"),
+        },
+    )
 
 
 def describe(exc: BaseException) -> str:
