@@ -42,7 +42,7 @@ MAX_YAML_BYTES = 1_000_000
 MAX_YAML_NODES = 100_000
 MAX_YAML_DEPTH = 64
 
-_NEEDS_FUNCTION = (StepType.STANDARD, StepType.DECISION, StepType.ASYNC)
+_NEEDS_FUNCTION = (StepType.STANDARD, StepType.ASYNC)
 _NEEDS_WORKFLOW_TYPE = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
 _MODELS = (
     WorkflowDefinition, StepDefinition, Route, ParallelTask, HttpConfig, RetryPolicy,
@@ -269,6 +269,8 @@ def _check_required(step: StepDefinition, path: str, problems: Problems) -> None
         need("function", f"a {kind} step")
     elif kind in _NEEDS_WORKFLOW_TYPE and not step.workflow_type:
         need("workflow_type", f"a {kind} step")
+    elif kind == StepType.DECISION and not (step.function or step.routes):
+        problems.append((path, "a DECISION step needs 'function' or 'routes'"))
     elif kind == StepType.HTTP and step.http_config is None:
         need("http_config", "an HTTP step")
     elif kind == StepType.AUDIT_EMIT and step.audit_config is None:

@@ -237,7 +237,10 @@ def test_injected_steps_are_checked_at_load() -> None:
             function: m.f
             dynamic_injection:
               rules:
-                - {condition_key: k, value_match: 1, steps_to_insert: [{name: B, type: DECISION}]}
+                - {condition_key: k, value_match: 1, steps_to_insert: [{name: B, type: ASYNC}]}
         """
     )
-    assert "steps[0].dynamic_injection.rules[0].steps_to_insert[0].function: required" in message
+    assert (
+        "steps[0].dynamic_injection.rules[0].steps_to_insert[0].function: required for a ASYNC step"
+        in message
+    )
