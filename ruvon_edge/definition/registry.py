@@ -197,8 +197,9 @@ class WorkflowRegistry:
                     break
                 last_error = exc
             except Exception as exc:  # a user module failing at import time
+                first_line = (str(exc).splitlines() or [""])[0]
                 raise DefinitionError(
-                    f"importing {name!r} for {dotted_path!r} failed: {type(exc).__name__}: {exc}"
+                    f"importing {name!r} for {dotted_path!r} failed: {type(exc).__name__}: {first_line}"
                 ) from None
         reason = f": {last_error}" if last_error else ""
         raise DefinitionError(f"cannot import {dotted_path!r}{reason}")

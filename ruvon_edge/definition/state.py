@@ -64,14 +64,17 @@ def with_mapping_access(state: BaseModel) -> BaseModel:
 
 
 class StateDict(dict[str, Any]):
-    """A dict whose keys also read as attributes (``state.order.id``)."""
+    """A dict whose keys also read as attributes (``state.order.id``).
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            value = self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-        return StateDict(value) if type(value) is dict else value
+    A key wins over a dict method of the same name: ``state.items`` is the
+    state's ``items`` list when there is one (``state["items"]`` always is).
+    """
+
+    def __getattribute__(self, name: str) -> Any:
+        if not name.startswith("__") and dict.__contains__(self, name):
+            value = dict.__getitem__(self, name)
+            return StateDict(value) if type(value) is dict else value
+        return super().__getattribute__(name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value

@@ -1,0 +1,322 @@
+"""The reference SDK's documented workflows, run unchanged but for module paths, to their documented outcome.
+
+Each YAML under ``workflows/`` is the reference's text byte for byte except
+module paths (``my_app.`` → ``refapp.<case>.my_app.``) and, for HTTP steps,
+the URL host (rewritten to 127.0.0.1; the test then points it at its live
+server's port). ``SOURCES.md`` names where each one comes from. Step code is
+the documentation's own where it shows any (imports renamed), else ours.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from ruvon_edge import WorkflowEngine, WorkflowRegistry
+from ruvon_edge.implementations.execution.thread_pool import ThreadPoolExecutionProvider
+from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
+
+WORKFLOWS = Path(__file__).parent / "workflows"
+
+
+def registry_for(*names: str, host: str | None = None) -> WorkflowRegistry:
+    """A registry of corpus workflows; ``host`` replaces the rewritten ``127.0.0.1:8080``."""
+    registry = WorkflowRegistry(allowed_modules=["refapp"])
+    for name in names:
+        text = (WORKFLOWS / f"{name}.yaml").read_text()
+        if host is not None:
+            text = text.replace("127.0.0.1:8080", host)
+        registry.register_yaml(text, source=f"{name}.yaml")
+    return registry
+
+
+@asynccontextmanager
+async def engine_for(tmp_path: Path, *names: str, host: str | None = None, execution=None):
+    store = SQLitePersistenceProvider(str(tmp_path / "edge.db"))
+    extra = {"execution": execution} if execution is not None else {}
+    async with WorkflowEngine(
+        persistence=store, registry=registry_for(*names, host=host), **extra
+    ) as engine:
+        yield engine
+
+
+async def drive(wf, **user_input):
+    """The docs' loop: ``while workflow.status == "ACTIVE": await workflow.next_step(...)``."""
+    while wf.status == "ACTIVE":
+        await wf.next_step(user_input=user_input or {})
+    return wf
+
+
+async def events(engine, wf) -> list[str]:
+    return [a.event_type for a in await engine.get_audit_log(wf.id)]
+
+
+def host_of(server) -> str:
+    return f"127.0.0.1:{server.server_address[1]}"
+
+
+# -- tutorials ------------------------------------------------------------------------------
+
+
+async def test_getting_started_hello_workflow(tmp_path):
+    """HelloWorkflow greets and says goodbye to the name in its dict state."""
+    async with engine_for(tmp_path, "getting_started") as engine:
+        wf = await engine.start_workflow("HelloWorkflow", {"name": "Alice"})
+        await drive(wf)
+        assert wf.status == "COMPLETED"
+        assert wf.state["greeting"] == "Hello, Alice!"
+        assert wf.state["farewell"] == "Goodbye, Alice! See you next time."
+
+
+async def test_build_task_manager_pauses_for_approval_then_completes(tmp_path):
+    """TaskApprovalWorkflow assigns by priority, pauses at Request_Approval, and completes with the approver."""
+    async with engine_for(tmp_path, "task_manager") as engine:
+        data = {"task_id": "TASK-001", "title": "Implement new feature",
+                "description": "Add user authentication to the platform", "priority": "high",
+                "category": "development", "requires_approval": True}  # fmt: skip
+        wf = await drive(await engine.start_workflow("TaskApprovalWorkflow", data))
+        assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Request_Approval")
+        assert wf.state.assigned_to == "senior_engineer" and wf.state.workflow_status == "assigned"
+        await wf.next_step(user_input={"approved_by": "manager_alice", "approval_notes": "ok"})
+        await drive(wf)
+        assert wf.status == "COMPLETED"
+        assert wf.state.approved_by == "manager_alice" and wf.state.completed
+        assert wf.state.notification_sent and wf.state.workflow_status == "completed"
+
+
+async def test_edge_deployment_payment_is_approved_online_or_under_the_floor_limit(tmp_path):
+    """EdgePayment approves a small card payment whether the (random) network check says online or offline."""
+    async with engine_for(tmp_path, "edge_payment") as engine:
+        data = {"transaction_id": "TXN-1", "device_id": "POS-TERMINAL-001",
+                "merchant_id": "MERCHANT-123", "amount": 45.99, "card_last_four": "1234",
+                "card_type": "Visa", "processed_at": "2026-01-01T10:00:00"}  # fmt: skip
+        wf = await drive(await engine.start_workflow("EdgePayment", data))
+        assert wf.status == "COMPLETED" and wf.state.approved
+        assert wf.state.offline_approved == (not wf.state.network_available)
+        assert wf.state.authorization_code.startswith(
+            "OFFLINE-" if wf.state.offline_approved else "AUTH-"
+        )
+
+
+async def test_parallel_execution_tutorial_merges_the_three_checks(tmp_path):
+    """OrderProcessing runs three checks on a thread pool; their results land at the top of the state."""
+    async with engine_for(
+        tmp_path, "parallel_orders", execution=ThreadPoolExecutionProvider(max_workers=5)
+    ) as engine:
+        data = {"order_id": "ORD-12345", "customer_id": "CUST-999",
+                "items": [{"sku": "WIDGET-001", "quantity": 2, "price": 29.99},
+                          {"sku": "GADGET-042", "quantity": 1, "price": 149.99}],
+                "total_amount": 209.97}  # fmt: skip
+        wf = await drive(await engine.start_workflow("OrderProcessing", data))
+        assert wf.status == "COMPLETED"
+        assert wf.state.inventory_valid and wf.state.payment_valid
+        # the tutorial's fraud score is hash(customer_id) % 100, which Python salts per process
+        assert wf.state.fraud_check_passed == (wf.state.fraud_score < 0.8)
+        assert wf.state.ready_to_ship == wf.state.fraud_check_passed
+        assert wf.state.shipping_cost == (9.0 if wf.state.ready_to_ship else None)
+
+
+async def test_saga_tutorial_completes_with_no_compensation(tmp_path):
+    """PaymentProcessing with saga mode enabled completes and runs no compensation."""
+    async with engine_for(tmp_path, "saga_payment") as engine:
+        data = {
+            "order_id": "ORD-12345",
+            "customer_id": "CUST-789",
+            "amount": 299.99,
+            "currency": "USD",
+        }
+        wf = await engine.start_workflow("PaymentProcessing", data)
+        wf.enable_saga_mode()
+        await drive(wf)
+        assert wf.status == "COMPLETED" and wf.state.workflow_status == "completed"
+        assert wf.state.shipment_created and wf.state.compensations_run == []
+
+
+async def test_saga_tutorial_failure_rolls_back_in_reverse_order(tmp_path):
+    """With the tutorial's failing create_shipment, the three earlier steps are compensated newest first."""
+    async with engine_for(tmp_path, "saga_payment_failure") as engine:
+        data = {
+            "order_id": "ORD-12345",
+            "customer_id": "CUST-789",
+            "amount": 299.99,
+            "currency": "USD",
+        }
+        wf = await engine.start_workflow("PaymentProcessing", data)
+        wf.enable_saga_mode()
+        await drive(wf)
+        assert wf.status == "FAILED_ROLLED_BACK"
+        assert wf.state.compensations_run == ["release_inventory", "refund_payment", "cancel_order"]
+        assert not wf.state.payment_charged and wf.state.workflow_status == "order_canceled"
+        assert "Carrier API unavailable" in wf.error
+
+
+# -- how-to guides --------------------------------------------------------------------------
+
+
+async def test_create_workflow_runs_its_automate_next_chain_in_one_call(tmp_path):
+    """One next_step runs Validate_Order, Process_Payment and Ship_Order (automate_next), as the guide says."""
+    async with engine_for(tmp_path, "create_workflow") as engine:
+        data = {"order_id": "ORD-001", "customer_id": "CUST-123", "amount": 99.99}
+        wf = await engine.start_workflow("OrderProcessing", data)
+        await wf.next_step()
+        assert wf.status == "COMPLETED"
+        assert (wf.state.payment_id, wf.state.shipping_id, wf.state.status) == (
+            "PAY-ORD-001",
+            "SHIP-ORD-001",
+            "shipped",
+        )
+
+
+@pytest.mark.parametrize(("amount", "path"), [(20000, "Manual_Approval"), (500, "Auto_Process")])
+async def test_decision_steps_route_on_the_amount(tmp_path, amount, path):
+    """Check_Order_Amount's routes send big orders to Manual_Approval (a human step) and small ones to Auto_Process."""
+    async with engine_for(tmp_path, "decision_steps") as engine:
+        wf = await drive(
+            await engine.start_workflow("OrderProcessing", {"order_id": "O1", "amount": amount})
+        )
+        if path == "Manual_Approval":
+            assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Manual_Approval")
+            wf = await engine.resume(wf.id, {"reviewer": "boss"})
+            assert wf.state.approved_by == "boss"
+        assert wf.status == "COMPLETED" and wf.state.processed and wf.state.amount_checked
+
+
+async def test_human_in_loop_validates_input_and_continues(tmp_path):
+    """Await_Manager_Approval pauses on arrival, refuses input that fails ApprovalInput, then runs on."""
+    async with engine_for(tmp_path, "human_in_loop") as engine:
+        wf = await drive(
+            await engine.start_workflow("OrderProcessing", {"order_id": "ORD-001", "amount": 1500})
+        )
+        assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Await_Manager_Approval")
+        with pytest.raises(ValueError):
+            await wf.next_step(user_input={"approved": "perhaps"})
+        await wf.next_step(user_input={"approved": True, "reviewer": "manager@company.com",
+                                       "approval_notes": "Verified customer credentials"})  # fmt: skip
+        await drive(wf)
+        assert wf.status == "COMPLETED" and wf.state.approved_by == "manager@company.com"
+        assert wf.state.processed
+
+
+async def test_saga_mode_guide_compensates_when_shipping_fails(tmp_path):
+    """With shipping failing, inventory is released and the charge refunded; the workflow is FAILED_ROLLED_BACK."""
+    from refapp.saga_mode.my_app import services
+
+    async with engine_for(tmp_path, "saga_mode") as engine:
+        services.shipping_service.fail_with = "Shipping unavailable"
+        try:
+            data = {
+                "order_id": "ORD-001",
+                "customer_id": "CUST-123",
+                "items": ["a"],
+                "amount": 99.99,
+            }
+            wf = await engine.start_workflow("OrderProcessing", data)
+            wf.enable_saga_mode()
+            await drive(wf)
+        finally:
+            services.shipping_service.fail_with = None
+        assert wf.status == "FAILED_ROLLED_BACK"
+        assert wf.state.inventory_reserved is False and wf.state.transaction_id is not None
+        refunds = [c for c in services.payment_service.calls if c[0] == "refund"]
+        assert refunds == [("refund", wf.state.transaction_id)]
+
+
+async def test_saga_mode_guide_success_runs_every_step(tmp_path):
+    """Without a failure the saga workflow completes and nothing is compensated."""
+    async with engine_for(tmp_path, "saga_mode") as engine:
+        data = {"order_id": "ORD-002", "customer_id": "C", "items": [], "amount": 5}
+        wf = await engine.start_workflow("OrderProcessing", data)
+        wf.enable_saga_mode()
+        await drive(wf)
+        assert wf.status == "COMPLETED" and wf.state.inventory_reserved
+        assert "COMPENSATION_COMPLETED" not in await events(engine, wf)
+
+
+async def test_http_polyglot_posts_the_state_and_stores_the_reply_body(tmp_path, http_server):
+    """Call_External_Service POSTs the rendered body with its headers; output_key holds the parsed reply."""
+    http_server.routes["/api/process"] = (200, {"status": "success", "result": "processed"})
+    async with engine_for(tmp_path, "http_polyglot", host=host_of(http_server)) as engine:
+        wf = await engine.start_workflow("PolyglotPipeline", {"user_id": "123", "input_data": "x"})
+        wf = await engine.run(wf.id)
+        assert wf.status == "COMPLETED"
+        assert wf.state.service_response == {"status": "success", "result": "processed"}
+        [request] = http_server.requests
+        assert request["headers"]["Authorization"] == "Bearer secret-token"
+        assert request["body"] == b'{"user_id":"123","data":"x"}'
+
+
+async def test_http_ml_pipeline_chains_three_services(tmp_path, http_server):
+    """A Python step then three HTTP services; each reply body feeds the next request's templates."""
+    http_server.routes["/process"] = (200, {"features": [1, 2]})
+    http_server.routes["/predict"] = (200, lambda body: {"result": f"label-for-{body['features']}"})
+    http_server.routes["/send"] = (
+        202,
+        lambda body: {"queued": body["channels"], "result": body["result"]},
+    )
+    async with engine_for(tmp_path, "http_ml_pipeline", host=host_of(http_server)) as engine:
+        wf = await engine.start_workflow(
+            "MLPipeline", {"user_id": "u1", "raw_data": [1.0, -2.0, 3.0]}
+        )
+        await drive(wf)
+        assert wf.status == "COMPLETED"
+        assert [r["path"] for r in http_server.requests] == ["/process", "/predict", "/send"]
+        assert wf.state.predictions == {"result": "label-for-[1, 2]"}
+        assert wf.state.notification_status == {
+            "queued": ["email", "sms"],
+            "result": "label-for-[1, 2]",
+        }
+
+
+# -- advanced / reference -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "workflow_type", "steps"), [
+    ("injection_standard", "OrderProcessing_Standard", ["Validate_Order", "Process_Payment"]),
+    ("injection_high_value", "OrderProcessing_HighValue", ["Validate_Order", "High_Value_Review", "Process_Payment"]),
+])  # fmt: skip
+async def test_dynamic_injection_alternatives_run_every_declared_step(
+    tmp_path, name, workflow_type, steps
+):
+    """The page's two explicit workflow versions (no state model) run their steps in order."""
+    async with engine_for(tmp_path, name) as engine:
+        wf = await engine.run((await engine.start_workflow(workflow_type, {"amount": 20000})).id)
+        assert wf.status == "COMPLETED" and wf.state.paid is True
+        completed = [
+            a.step_name
+            for a in await engine.get_audit_log(wf.id)
+            if a.event_type == "STEP_COMPLETED"
+        ]
+        assert completed == steps
+
+
+async def test_yaml_schema_example_workflow(tmp_path):
+    """The schema reference's example (initial_state_model_path, version 1.5.0) runs."""
+    async with engine_for(tmp_path, "yaml_schema_order") as engine:
+        wf = await engine.run(
+            (await engine.start_workflow("OrderProcessing", {"order_id": "A", "amount": 3})).id
+        )
+        assert wf.status == "COMPLETED" and wf.state.valid and wf.workflow_version == "1.5.0"
+
+
+# -- rufus-sdk examples ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "workflow_type", "check"), [
+    ("cross_platform_wf2_iot_sensor_pipeline", "IoTSensorPipeline", lambda s: len(s["readings"]) == 10 and s["health_status"]),
+    ("cross_platform_wf3_transaction_risk_scoring", "TransactionRiskScoring", lambda s: s["txn_id"].startswith("TXN-")),
+    ("cross_platform_wf4_document_summarisation", "DocumentSummarisation", lambda s: s["summary"] and s["keywords"]),
+    ("cross_platform_wf5_field_tech_triage", "FieldTechTriage", lambda s: "[REDACTED]" in s["redacted_text"]),
+    ("cross_platform_wf6_paged_reasoning", "PagedReasoning", lambda s: s["generated_text"]),
+])  # fmt: skip
+async def test_cross_platform_examples_start_themselves_and_complete(
+    tmp_path, name, workflow_type, check
+):
+    """The examples set automate_start: the first step runs inside start, the rest to COMPLETED."""
+    async with engine_for(tmp_path, name) as engine:
+        wf = await engine.start_workflow(workflow_type, {})
+        assert wf.current_step != engine.registry.get(workflow_type).steps[0].name  # automate_start
+        wf = await engine.run(wf.id)
+        assert wf.status == "COMPLETED", wf.error
+        assert check(wf.to_dict()["state"])
