@@ -320,3 +320,137 @@ async def test_cross_platform_examples_start_themselves_and_complete(
         wf = await engine.run(wf.id)
         assert wf.status == "COMPLETED", wf.error
         assert check(wf.to_dict()["state"])
+
+
+def applicant(age: int, country: str, amount: float = 10000) -> dict:
+    profile = {"user_id": "U1", "name": "Ana", "email": "ana@example.test", "country": country,
+               "age": age, "id_document_url": "https://docs.example/valid_id.png"}  # fmt: skip
+    return {"requested_amount": amount, "applicant_profile": profile}
+
+
+@pytest.mark.parametrize(("age", "country", "outcome"), [
+    (30, "GB", ("FAST_TRACK_APPROVED", "APPROVED")),
+    (30, "ZA", ("REJECTED_AUTOMATIC", "REJECTED")),
+])  # fmt: skip
+async def test_loan_application_pre_approval_jumps_to_the_final_decision(
+    tmp_path, age, country, outcome
+):
+    """The loan example's parallel credit and fraud checks decide a fast-track approval or an automatic rejection."""
+    async with engine_for(tmp_path, "loan_application", "loan_kyc") as engine:
+        wf = await engine.run(
+            (await engine.start_workflow("LoanApplication", applicant(age, country))).id
+        )
+        assert wf.status == "COMPLETED", wf.error
+        assert (wf.state.pre_approval_status, wf.state.final_loan_status) == outcome
+        assert wf.state.credit_check.score == 780
+
+
+async def test_loan_detailed_review_stops_at_the_kyc_child_whose_tasks_return_an_undeclared_key(
+    tmp_path,
+):
+    """A deliberate difference: KYC's tasks return kyc_message, which KYCState does not declare; the reference drops it silently, we fail that step by name."""
+    async with engine_for(tmp_path, "loan_application", "loan_kyc") as engine:
+        wf = await engine.run(
+            (await engine.start_workflow("LoanApplication", applicant(22, "GB"))).id
+        )
+        assert wf.status == "FAILED_CHILD_WORKFLOW"
+        assert "'kyc_message', which KYCState does not declare" in wf.error
+        assert wf.state.pre_approval_status == "PENDING_DETAILED_REVIEW"
+
+
+# -- reference step examples in a workflow of ours (steps byte for byte) ---------------------
+
+
+async def test_loop_polls_an_http_status_until_ready(tmp_path, http_server):
+    """Poll_Until_Ready repeats its HTTP body until the reply body is READY; each poll is a real request."""
+    replies = iter(["PENDING", "PENDING", "READY"])
+    http_server.routes["/status"] = (200, lambda _: next(replies))
+    async with engine_for(tmp_path, "loop_poll_until_ready", host=host_of(http_server)) as engine:
+        wf = await engine.run((await engine.start_workflow("PollUntilReady", {})).id)
+        assert wf.status == "COMPLETED" and wf.state.api_status == "READY"
+        assert len(http_server.requests) == 3
+        assert "LOOP_LIMIT_REACHED" not in await events(engine, wf)
+
+
+async def test_loop_poll_stops_at_max_iterations_and_says_so(tmp_path, http_server):
+    """A service that never gets READY: ten polls, then the loop stops (the documented default), audited."""
+    http_server.routes["/status"] = (200, "PENDING")
+    async with engine_for(tmp_path, "loop_poll_until_ready", host=host_of(http_server)) as engine:
+        wf = await engine.run((await engine.start_workflow("PollUntilReady", {})).id)
+        assert wf.status == "COMPLETED" and len(http_server.requests) == 10
+        assert "LOOP_LIMIT_REACHED" in await events(engine, wf)
+
+
+async def test_fire_and_forget_spawns_an_independent_email_delivery(tmp_path):
+    """Send_Email starts EmailDelivery from the template and records it in spawned_workflows."""
+    async with engine_for(tmp_path, "fire_and_forget_email", "email_delivery") as engine:
+        data = {"order_id": "ORD-9", "customer_email": "c@example.test"}
+        wf = await engine.run((await engine.start_workflow("OrderConfirmation", data)).id)
+        await engine.join_background()
+        assert wf.status == "COMPLETED"
+        [record] = wf.state.spawned_workflows
+        assert record["workflow_type"] == "EmailDelivery"
+        child = await engine.get_workflow(record["workflow_id"])
+        assert child.status == "COMPLETED" and child.parent_id is None
+        assert (child.state.recipient, child.state.subject, child.state.delivered) == (
+            "c@example.test", "Order Confirmation", True)  # fmt: skip
+
+
+async def test_cron_schedule_registers_a_schedule_that_serve_runs(tmp_path):
+    """Schedule_Weekly_Report registers weekly_report_<user>; the scheduler starts GenerateReport on Monday 09:00."""
+    from datetime import UTC, datetime
+
+    from ruvon_edge.schedule import Scheduler
+
+    async with engine_for(tmp_path, "cron_weekly_report", "generate_report") as engine:
+        wf = await engine.run(
+            (await engine.start_workflow("ReportSubscription", {"user_id": "u7"})).id
+        )
+        assert wf.status == "COMPLETED"
+        now = [datetime(2026, 11, 29, 12, 0, tzinfo=UTC)]  # a Sunday: first sight of the schedule
+        scheduler = Scheduler(engine, clock=lambda: now[0])
+        assert await scheduler.tick() == []
+        now[0] = datetime(2026, 11, 30, 9, 0, 30, tzinfo=UTC)  # Monday 09:00
+        [started] = await scheduler.tick()
+        assert await scheduler.tick() == []  # once per slot
+        report = await engine.run(started)
+        assert report.status == "COMPLETED" and report.state["report"] == "weekly_summary for u7"
+        assert report.idempotency_key == "schedule:cron:weekly_report_u7:2026-11-30T09:00Z"
+
+
+async def test_parallel_service_checks_deep_merge(tmp_path):
+    """Check_Services' three tasks each add to `checks`; DEEP keeps all three parts."""
+    async with engine_for(tmp_path, "check_services") as engine:
+        wf = await engine.run(
+            (await engine.start_workflow("CheckServices", {"sku": "A-1", "address": "1 Road"})).id
+        )
+        assert wf.status == "COMPLETED"
+        assert wf.state.checks == {"inventory": True, "address": True, "shipping_cost": 4.5}
+
+
+async def test_push_to_fleet_fans_out_in_batches(tmp_path):
+    """Push_To_Fleet calls push_to_device once per device id (batches of 50) with device_id as keyword."""
+    from refapp.push_to_fleet import steps
+
+    steps.PUSHED.clear()
+    devices = [f"dev-{i:03}" for i in range(120)]
+    async with engine_for(tmp_path, "push_to_fleet") as engine:
+        data = {"device_ids": devices, "config_data": {"volume": 3}}
+        wf = await engine.run((await engine.start_workflow("FleetConfigPush", data)).id)
+        assert wf.status == "COMPLETED" and wf.state["pushed"] == "dev-119"
+        assert [d for d, _ in steps.PUSHED] == devices
+        assert all(c == {"volume": 3} for _, c in steps.PUSHED)
+
+
+@pytest.mark.parametrize(("amount", "waits"), [(5000, True), (10, False)])
+async def test_evaluate_risk_injects_a_manual_review_for_high_risk(tmp_path, amount, waits):
+    """A high risk_level inserts Manual_Review (a human step) after Evaluate_Risk; a low one does not."""
+    async with engine_for(tmp_path, "evaluate_risk_injection") as engine:
+        wf = await engine.run(
+            (await engine.start_workflow("RiskEvaluation", {"amount": amount})).id
+        )
+        if waits:
+            assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Manual_Review")
+            wf = await engine.resume(wf.id, {"reviewer": "ops"})
+            assert wf.state.reviewed_by == "ops"
+        assert wf.status == "COMPLETED"
