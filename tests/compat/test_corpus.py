@@ -454,3 +454,42 @@ async def test_evaluate_risk_injects_a_manual_review_for_high_risk(tmp_path, amo
             wf = await engine.resume(wf.id, {"reviewer": "ops"})
             assert wf.state.reviewed_by == "ops"
         assert wf.status == "COMPLETED"
+
+
+async def test_legacy_pause_pattern_hands_input_to_the_next_step(tmp_path):
+    """A STANDARD step raises WorkflowPauseDirective; the next step gets the input as validated_input (the guide's legacy pattern)."""
+    async with engine_for(tmp_path, "hitl_pause_then_process") as engine:
+        wf = await drive(await engine.start_workflow("PauseThenProcess", {"order_id": "O-1"}))
+        assert (wf.status, wf.current_step, wf.state.status) == (
+            "WAITING_HUMAN",
+            "Pause_For_Approval",
+            "awaiting_approval",
+        )
+        with pytest.raises(ValueError):  # validated against the NEXT step's input_model
+            await wf.next_step(user_input={"approved": True})
+        await wf.next_step(user_input={"approved": True, "reviewer": "ana"})
+        assert wf.status == "COMPLETED"
+        assert (wf.state.approved, wf.state.reviewer, wf.state.status) == (True, "ana", "processed")
+
+
+@pytest.mark.parametrize("approved", [True, False])
+async def test_approval_routing_jumps_to_the_rejection_step(tmp_path, approved):
+    """process_approval_with_routing keeps its in-place changes and jumps to Send_Rejection_Email on a rejection."""
+    async with engine_for(tmp_path, "hitl_approval_routing") as engine:
+        wf = await drive(await engine.start_workflow("ApprovalRouting", {"order_id": "O-2"}))
+        assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Await_Approval")
+        answer = (
+            {"approved": True, "reviewer": "lee"}
+            if approved
+            else {"approved": False, "rejection_reason": "Invalid customer"}
+        )
+        await wf.next_step(user_input=answer)
+        await drive(wf)
+        assert wf.status == "COMPLETED" and wf.state.approved is approved
+        if approved:
+            assert (
+                wf.state.approved_by == "lee" and wf.state.processed and not wf.state.rejection_sent
+            )
+        else:
+            assert wf.state.rejection_reason == "Invalid customer" and wf.state.rejection_sent
+            assert not wf.state.processed
