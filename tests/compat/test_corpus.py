@@ -118,9 +118,10 @@ async def test_parallel_execution_tutorial_merges_the_three_checks(tmp_path):
         assert wf.state.shipping_cost == (9.0 if wf.state.ready_to_ship else None)
 
 
-async def test_saga_tutorial_completes_with_no_compensation(tmp_path):
-    """PaymentProcessing with saga mode enabled completes and runs no compensation."""
-    async with engine_for(tmp_path, "saga_payment") as engine:
+@pytest.mark.parametrize("case", ["saga_payment", "saga_payment_failure"])
+async def test_saga_tutorial_completes_or_rolls_back_in_reverse_order(tmp_path, case):
+    """PaymentProcessing in saga mode completes; with the tutorial's failing create_shipment the earlier steps are compensated newest first."""
+    async with engine_for(tmp_path, case) as engine:
         data = {
             "order_id": "ORD-12345",
             "customer_id": "CUST-789",
@@ -130,26 +131,17 @@ async def test_saga_tutorial_completes_with_no_compensation(tmp_path):
         wf = await engine.start_workflow("PaymentProcessing", data)
         wf.enable_saga_mode()
         await drive(wf)
-        assert wf.status == "COMPLETED" and wf.state.workflow_status == "completed"
-        assert wf.state.shipment_created and wf.state.compensations_run == []
-
-
-async def test_saga_tutorial_failure_rolls_back_in_reverse_order(tmp_path):
-    """With the tutorial's failing create_shipment, the three earlier steps are compensated newest first."""
-    async with engine_for(tmp_path, "saga_payment_failure") as engine:
-        data = {
-            "order_id": "ORD-12345",
-            "customer_id": "CUST-789",
-            "amount": 299.99,
-            "currency": "USD",
-        }
-        wf = await engine.start_workflow("PaymentProcessing", data)
-        wf.enable_saga_mode()
-        await drive(wf)
-        assert wf.status == "FAILED_ROLLED_BACK"
-        assert wf.state.compensations_run == ["release_inventory", "refund_payment", "cancel_order"]
-        assert not wf.state.payment_charged and wf.state.workflow_status == "order_canceled"
-        assert "Carrier API unavailable" in wf.error
+        if case == "saga_payment":
+            assert wf.status == "COMPLETED" and wf.state.workflow_status == "completed"
+            assert wf.state.shipment_created and wf.state.compensations_run == []
+        else:
+            assert wf.status == "FAILED_ROLLED_BACK" and "Carrier API unavailable" in wf.error
+            assert wf.state.compensations_run == [
+                "release_inventory",
+                "refund_payment",
+                "cancel_order",
+            ]
+            assert not wf.state.payment_charged and wf.state.workflow_status == "order_canceled"
 
 
 # -- how-to guides --------------------------------------------------------------------------

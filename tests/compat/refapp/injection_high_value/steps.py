@@ -1,13 +1,3 @@
-"""Written for the corpus: the page shows only the YAML (no state model: a plain dict state)."""
+"""The same steps as the standard version (written for the corpus)."""
 
-
-def validate_order(state, context):
-    return {"validated": state.amount > 0}
-
-
-def high_value_review(state, context):
-    return {"reviewed": True}
-
-
-def process_payment(state, context):
-    return {"paid": state.validated}
+from refapp.injection_standard.steps import *  # noqa: F403
