@@ -146,6 +146,20 @@ DEFINITIONS = (
         "BadTemplate",
         '      url: "{{ state.base }}/echo"\n      headers: {X-Id: "{{ state.missing }}"}',
     ),
+    """
+workflow_type: ReferenceSpelling
+steps:
+  - name: Call
+    type: HTTP
+    http_config:
+      method: "POST"
+      url: "{{ state.base }}/flaky"
+      query_params: {page: "2"}
+      body: {order: "{{ state.order_id }}"}
+      retry_policy: {max_attempts: 3, delay_seconds: 0.01}
+    output_key: "reply"
+    includes: ["status_code", "headers", "body"]
+""",
     http_workflow(
         "Refused",
         '      url: "{{ state.base }}/echo"\n      retry: {max_attempts: 2, backoff_seconds: 0.01}',
@@ -258,3 +272,19 @@ async def test_connection_refused_is_retried_then_fails(engine):
         port = s.getsockname()[1]
     wf = await run(engine, "Refused", {"base": f"http://127.0.0.1:{port}"})
     assert wf.status == "FAILED" and f"GET http://127.0.0.1:{port}/echo: cannot connect" in wf.error
+
+
+async def test_the_reference_spelling_of_an_http_step_works(engine, server):
+    """Step-level output_key/includes, query_params, a mapping body and retry_policy {max_attempts, delay_seconds}."""
+    wf = await run(engine, "ReferenceSpelling", {"base": base(server), "order_id": "Q1"})
+    assert wf.status == "COMPLETED"
+    first, second = server.requests
+    assert (second["method"], second["query"], json.loads(second["body"])) == (
+        "POST",
+        {"page": "2"},
+        {"order": "Q1"},
+    )
+    assert first["body"] == second["body"]  # the 500 was retried with the same request
+    reply = wf.state.reply
+    assert (reply["status_code"], reply["body"]) == (200, {"hits": 2})
+    assert reply["headers"]["content-type"] == "application/json"
