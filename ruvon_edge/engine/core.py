@@ -21,8 +21,9 @@ from pydantic import BaseModel, ValidationError
 
 from ruvon_edge.definition.registry import WorkflowRegistry
 from ruvon_edge.engine import audit
-from ruvon_edge.engine.runner import CHILD_WAITS, Runner, input_step
+from ruvon_edge.engine.runner import CHILD_WAITS, Runner
 from ruvon_edge.engine.snapshots import Snapshots
+from ruvon_edge.engine.step_input import input_step
 from ruvon_edge.engine.workflow import Workflow
 from ruvon_edge.errors import InvalidInputError, InvalidTransitionError
 from ruvon_edge.ids import time_ordered_id

@@ -19,6 +19,7 @@ from typing import Any
 
 from ruvon_edge.definition.loader import load_steps
 from ruvon_edge.definition.models import InjectionRule, StepDefinition, WorkflowDefinition
+from ruvon_edge.engine import audit
 from ruvon_edge.providers.expression_evaluator import ExpressionEvaluator
 
 _MISSING = object()
@@ -46,15 +47,22 @@ def inject(
     return _insert(definition, step.name, new), [s.name for s in new]
 
 
-def record(
-    step: StepDefinition, definition: WorkflowDefinition, names: list[str]
+def note(
+    row: dict[str, Any],
+    step: StepDefinition,
+    definition: WorkflowDefinition,
+    names: list[str],
+    digest: str,
 ) -> dict[str, Any]:
-    """The context record of one insertion (the injected steps in their stored form)."""
+    """Record one insertion in the row's context (committed with the step); return its audit row."""
     steps = [
         definition.step(n).model_dump(mode="json", by_alias=True, exclude_defaults=True)
         for n in names
     ]
-    return {"after": step.name, "steps": steps}
+    row["context"]["definition_hash"] = digest
+    row["context"].setdefault("injected_steps", []).append({"after": step.name, "steps": steps})
+    status = row["status"]
+    return audit.event(audit.STEPS_INJECTED, step.name, status, status, steps=names)
 
 
 def replay(definition: WorkflowDefinition, records: list[dict[str, Any]]) -> WorkflowDefinition:

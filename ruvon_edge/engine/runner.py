@@ -25,6 +25,7 @@ from ruvon_edge.engine.context import StepContext
 from ruvon_edge.engine.invoke import call_step
 from ruvon_edge.engine.merge import MergeConflictError, merge_result
 from ruvon_edge.engine.outcome import Outcome, StepRun
+from ruvon_edge.engine.step_input import validated_input
 from ruvon_edge.engine.steps import handler_for
 from ruvon_edge.errors import ExpressionError, StepFailedError
 from ruvon_edge.providers.persistence import Transition
@@ -104,7 +105,7 @@ class Runner:
             parent_id=row.get("parent_id"),
             previous_step=row["context"].get("previous_step"),
             sub_workflow_results=row["state"].get("sub_workflow_results") or {},
-            validated_input=self._validated_input(step, user_input),
+            validated_input=validated_input(self.engine.registry, step, user_input),
             previous_step_result=row["context"].get("previous_step_result"),
         )
         run = StepRun(
@@ -140,12 +141,8 @@ class Runner:
             await self._wait(row, step, old_status, outcome, events)
             return None
         if injected:
-            row["context"]["definition_hash"] = self.engine.snapshots.store(definition)[1]
-            records = row["context"].setdefault("injected_steps", [])
-            records.append(injection.record(step, definition, injected))
-            events.append(
-                audit.event(audit.STEPS_INJECTED, step.name, old_status, S.ACTIVE, steps=injected)
-            )
+            digest = self.engine.snapshots.store(definition)[1]
+            events.append(injection.note(row, step, definition, injected, digest))
         row["state"] = new_state.model_dump(mode="json")
         row["current_step"] = next_step
         row["context"]["previous_step"] = step.name
@@ -327,13 +324,6 @@ class Runner:
         row["context"] = copy.deepcopy(self.row["context"])
         return row
 
-    def _validated_input(self, step: StepDefinition, user_input: dict[str, Any] | None) -> Any:
-        """``context.validated_input``: the input as the step's ``input_model`` (already checked)."""
-        if user_input is None:
-            return None
-        model = self.engine.registry.input_model(step)
-        return model.model_validate(user_input) if model is not None else dict(user_input)
-
     def _merged_state(self, step: StepDefinition, state: BaseModel, outcome: Outcome) -> BaseModel:
         base = (outcome.state or state).model_dump(mode="json")
         merged = (
@@ -430,16 +420,6 @@ class Runner:
                     "error": describe(exc),
                 },
             )
-
-
-def input_step(definition: WorkflowDefinition, row: dict[str, Any]) -> StepDefinition:
-    """The step that receives a waiting workflow's input: the next one after a directive's pause."""
-    step = definition.step(row["current_step"])
-    if row["context"].get("steps", {}).get(step.name, {}).get("paused"):
-        index = definition.index_of(step.name) + 1
-        if index < len(definition.steps):
-            return definition.steps[index]
-    return step
 
 
 def log_failed(row: dict[str, Any]) -> None:
