@@ -64,12 +64,18 @@ steps:
       - {{name: flag, function_path: {M}.task_flag}}
     merge_strategy: DEEP
 """
+ASYNC = f"""
+workflow_type: AsyncMap
+initial_state_model: {M}.FlowState
+steps:
+  - {{name: Later, type: ASYNC, function: {M}.async_mapping}}
+"""
 BOGUS = PARALLEL.replace("Par\n", "Bogus\n").replace("task_flag", "task_bogus")
 
 
 def registry() -> WorkflowRegistry:
     reg = WorkflowRegistry(allowed_modules=["refapi_app"])
-    for text in (JUMP, PAUSE, INJECT, PLAIN, SAGA, PARALLEL, BOGUS):
+    for text in (JUMP, PAUSE, INJECT, PLAIN, SAGA, PARALLEL, BOGUS, ASYNC):
         reg.register_yaml(text)
     return reg
 
@@ -154,3 +160,20 @@ async def test_a_parallel_result_key_the_model_does_not_declare_fails_the_step(e
     """An undeclared key is an error at the PARALLEL step, never silently dropped."""
     wf = await engine.run((await engine.start_workflow("Bogus", {})).id)
     assert wf.status == "FAILED" and "'not_declared', which FlowState does not declare" in wf.error
+
+
+async def test_async_task_functions_read_state_as_mapping(engine, sqlite_store):
+    """An ASYNC task (claimed as serve would) gets its typed state with state["x"], .get and `in` too."""
+    wf = await engine.run((await engine.start_workflow("AsyncMap", {"amount": 7})).id)
+    assert wf.status == "PENDING_ASYNC"
+    task = await sqlite_store.claim_next_task("worker-1")
+    wf = await engine.run_async_task(task)
+    assert wf.status == "COMPLETED" and wf.state.notes == "7.0/low/True"
+
+
+async def test_awaiting_enable_saga_mode_stores_it_at_once(engine):
+    """`await wf.enable_saga_mode()` commits the switch (audited) before any step runs."""
+    wf = await engine.start_workflow("SagaLater", {})
+    await wf.enable_saga_mode()
+    assert "SAGA_MODE_ENABLED" in [a.event_type for a in await engine.get_audit_log(wf.id)]
+    assert (await engine.run(wf.id)).status == "FAILED_ROLLED_BACK"

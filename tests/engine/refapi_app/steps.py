@@ -80,3 +80,7 @@ def task_flag(state, context: StepContext) -> dict:
 
 def task_bogus(state, context: StepContext) -> dict:
     return {"not_declared": 1}
+
+
+def async_mapping(state, context: StepContext) -> dict:
+    return {"notes": f"{state['amount']}/{state.get('risk_level')}/{'trail' in state}"}
