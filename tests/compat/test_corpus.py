@@ -485,3 +485,46 @@ async def test_approval_routing_jumps_to_the_rejection_step(tmp_path, approved):
         else:
             assert wf.state.rejection_reason == "Invalid customer" and wf.state.rejection_sent
             assert not wf.state.processed
+
+
+async def test_sqlite_task_manager_example_pauses_for_approval_then_completes(tmp_path):
+    """The sqlite_task_manager example waits at Request_Approval and finishes with the approver's name."""
+    async with engine_for(tmp_path, "sqlite_task_manager") as engine:
+        data = {
+            "task_id": "TASK-7",
+            "title": "Rotate keys",
+            "description": "quarterly",
+            "priority": "low",
+        }
+        wf = await drive(await engine.start_workflow("TaskApprovalWorkflow", data))
+        assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Request_Approval")
+        await wf.next_step(user_input={"approved_by": "lead", "approval_notes": "fine"})
+        await drive(wf)
+        assert wf.status == "COMPLETED" and wf.state.approved_by == "lead" and wf.state.completed
+
+
+@pytest.mark.parametrize(("device", "merchant", "amount", "action"), [
+    ("pos", "merch-003-pharmacy", 42.0, "ALLOW"),
+    ("pos", "merch-999-unknown", 42.0, "BLOCK"),
+    ("atm", "atm-loc-002-station", 60.0, None),  # its after-hours rule reads the wall clock
+])  # fmt: skip
+async def test_transaction_monitoring_example_jumps_by_device_type(
+    tmp_path, device, merchant, amount, action
+):
+    """The edge example routes POS and ATM transactions to their own rules (jumps) and reaches a verdict."""
+    async with engine_for(tmp_path, "edge_txn_monitoring") as engine:
+        data = {"device_id": "d-1", "device_type": device, "transaction_id": "T1",
+                "amount": amount, "merchant_id": merchant}  # fmt: skip
+        wf = await engine.run((await engine.start_workflow("TransactionMonitoring", data)).id)
+        assert wf.status == "COMPLETED", wf.error
+        assert (
+            wf.state.action == action if action else wf.state.action in ("ALLOW", "REVIEW", "BLOCK")
+        )
+        ran = [
+            a.step_name
+            for a in await engine.get_audit_log(wf.id)
+            if a.event_type == "STEP_COMPLETED"
+        ]
+        assert ("ATM_Rules" in ran) == (device == "atm") and ("POS_Rules" in ran) == (
+            device == "pos"
+        )
