@@ -528,3 +528,15 @@ async def test_transaction_monitoring_example_jumps_by_device_type(
         assert ("ATM_Rules" in ran) == (device == "atm") and ("POS_Rules" in ran) == (
             device == "pos"
         )
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_corpus_definition_survives_its_snapshot(path):
+    """What an instance stores (by alias, defaults left out) loads back to the same definition."""
+    from ruvon_edge.definition.loader import load_dict, load_file
+
+    definition = load_file(path)
+    assert (
+        load_dict(definition.model_dump(mode="json", by_alias=True, exclude_defaults=True))
+        == definition
+    )
