@@ -5,8 +5,8 @@ Tasks. Static tasks are ``{name, function, kwargs}``. A fan-out evaluates
 makes one task per item: ``task_function(state, context, <item_var_name>=item,
 index=i)``, named ``<step>[i]``. Task functions get a copy of the state as a
 ``StateDict`` (``state.x`` and ``state["x"]`` both work, as the reference
-hands tasks a dict); what they change in it is discarded, what they return
-is their result.
+hands tasks a dict; workers of remote providers rebuild the state model);
+what they change in it is discarded, what they return is their result.
 
 Batches. ``batch_size`` tasks are handed to ``execution.dispatch_parallel_tasks``
 at a time (all at once by default). After each finished batch but the last,
@@ -110,10 +110,16 @@ async def _dispatch(
     """Run one batch; a task's non-dict result makes it a failed task."""
     # Task functions are called like step functions, fn(state, StepContext, **kwargs):
     # in-process providers hand both through (the ABC's ExecutionContext hint is too narrow).
-    call = run.engine.execution.dispatch_parallel_tasks(
+    execution = run.engine.execution
+    state: Any = (
+        run.state.model_copy(deep=True)  # serialised for workers, who rebuild the model
+        if getattr(execution, "dispatches_remotely", False)
+        else StateDict(run.state.model_dump(mode="json"))
+    )
+    call = execution.dispatch_parallel_tasks(
         run.row["id"],
         batch,
-        StateDict(run.state.model_dump(mode="json")),
+        state,
         run.context,  # type: ignore[arg-type]
     )
     if deadline is None:
