@@ -28,7 +28,9 @@ BENCH = HERE.parents[1] / "bench"
 DEVICE_APP = HERE / "ruvon_sdk_device"
 BULK = 20
 IN_FLIGHT = {"active-new": "ACTIVE", "active-mid": "ACTIVE", "waiting-human": "WAITING_HUMAN",
-             "pending-async": "ACTIVE"}  # fmt: skip
+             "pending-async": "ACTIVE", "layaway-pending": "PENDING_SUB_WORKFLOW",
+             "layaway-pending-child": "ACTIVE", "layaway-child-waiting": "WAITING_CHILD_HUMAN_INPUT",
+             "layaway-child-waiting-child": "WAITING_HUMAN"}  # fmt: skip
 TERMINAL = {"completed": "COMPLETED", "failed": "FAILED", "cancelled": "CANCELLED",
             "crashed": "FAILED_WORKER_CRASH", "rolled-back": "FAILED_ROLLED_BACK"}  # fmt: skip
 
@@ -109,8 +111,9 @@ def test_every_status_audit_and_sync_state_are_copied_and_the_old_file_is_untouc
     db = tmp_path / "edge.db"
     code, report, err = run_import(capsys, old, db, *device_app)
     assert code == 0, err
-    assert report["imported"] == {"ACTIVE": 2, "WAITING_HUMAN": 1, "PENDING_ASYNC": 1, "COMPLETED": 1 + BULK,
-                                  "FAILED": 1, "CANCELLED": 1, "FAILED_WORKER_CRASH": 1, "FAILED_ROLLED_BACK": 1}  # fmt: skip
+    assert report["imported"] == {"ACTIVE": 3, "WAITING_HUMAN": 2, "PENDING_ASYNC": 1, "PENDING_SUB_WORKFLOW": 1,
+                                  "WAITING_CHILD_HUMAN_INPUT": 1, "COMPLETED": 1 + BULK, "FAILED": 1,
+                                  "CANCELLED": 1, "FAILED_WORKER_CRASH": 1, "FAILED_ROLLED_BACK": 1}  # fmt: skip
     assert report["refused"] == [] and report["skipped_already_imported"] == 0
     assert [report["audit_logs"], report["execution_logs"], report["metrics"]] == old_counts
     stored = dict(rows(db, "SELECT id, status FROM workflows"))
@@ -156,6 +159,12 @@ def test_imported_in_flight_workflows_resume_to_completion_under_our_engine(
             assert wf.status == "PENDING_ASYNC"
             task = await engine.persistence.claim_next_task("test-worker")
             done["pending-async"] = await engine.run_async_task(task)
+            # A layaway waiting on its child sale: running it runs the child up to its approval.
+            wf = await engine.run(ids["layaway-pending"])
+            assert wf.status == "WAITING_CHILD_HUMAN_INPUT"
+            for label in ("layaway-pending", "layaway-child-waiting"):
+                await engine.resume(ids[f"{label}-child"], {"approver": "lee"})
+                done[label] = await engine.get_workflow(ids[label])
             again = await engine.start_workflow(
                 "Checkout", {"order_id": "x"}, idempotency_key="till-7:0012"
             )
@@ -169,6 +178,10 @@ def test_imported_in_flight_workflows_resume_to_completion_under_our_engine(
     assert done["waiting-human"].state.approved_by == "kim"
     assert done["waiting-human"].state.receipt == "R-waiting-human"
     assert done["pending-async"].state.refunded and done["pending-async"].state.charged
+    for label in ("layaway-pending", "layaway-child-waiting"):
+        sale = done[label].state.sub_workflow_results["Checkout"]
+        assert sale["approved_by"] == "lee" and sale["receipt"] == f"R-{label}-sale"
+        assert done[label].state.receipt == f"L-{label}"
 
 
 def test_terminal_workflows_are_shipped_by_ruvon_sync_and_never_imported_again(
@@ -226,7 +239,7 @@ def test_a_second_run_imports_nothing_twice(old_db, device_app, tmp_path, capsys
 def test_in_flight_workflows_without_a_definition_are_refused_and_imported_later(
     old_db, device_app, tmp_path, capsys
 ):
-    """Without the Refund definition its in-flight workflow is refused with a reason (exit 1) while everything else is imported; a run with the definition then imports just that one."""
+    """Without the Refund and Layaway definitions their in-flight workflows are refused with a reason (exit 1) while everything else is imported; a run with the definitions then imports just those."""
     old, ids = old_db
     db = tmp_path / "edge.db"
     only_checkout = [
@@ -234,13 +247,21 @@ def test_in_flight_workflows_without_a_definition_are_refused_and_imported_later
     ]
     code, report, _ = run_import(capsys, old, db, *only_checkout)
     assert code == 1
-    assert [(r["id"], r["status"]) for r in report["refused"]] == [
-        (ids["pending-async"], "PENDING_ASYNC")
-    ]
-    assert "'Refund' is not registered" in report["refused"][0]["reason"]
+    refused = {r["id"]: r["reason"] for r in report["refused"]}
+    assert refused.keys() == {
+        ids["pending-async"],
+        ids["layaway-pending"],
+        ids["layaway-child-waiting"],
+    }
+    assert "'Refund' is not registered" in refused[ids["pending-async"]]
     assert report["imported"]["FAILED_ROLLED_BACK"] == 1  # a finished Refund needs no definition
     code, report, _ = run_import(capsys, old, db, *device_app)
-    assert code == 0 and report["imported"] == {"PENDING_ASYNC": 1}
+    assert code == 0
+    assert report["imported"] == {
+        "PENDING_ASYNC": 1,
+        "PENDING_SUB_WORKFLOW": 1,
+        "WAITING_CHILD_HUMAN_INPUT": 1,
+    }
 
 
 def test_a_workflow_whose_idempotency_key_is_taken_is_refused_alone(

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
+
+try:  # the reference SDK's name for it, and ours: the same step code runs under both engines
+    from ruvon.models import StartSubWorkflowDirective
+except ImportError:
+    from ruvon_edge import StartSubWorkflowDirective
 
 
 class TillState(BaseModel):
@@ -16,6 +23,7 @@ class TillState(BaseModel):
     receipt: str | None = None
     refunded: bool = False
     released: bool = False
+    sub_workflow_results: dict[str, Any] = {}
 
 
 class Approval(BaseModel):
@@ -54,3 +62,16 @@ def settle_refund(state, context, **_):
 def release(state, context, **_):
     """Compensation of ``reserve``: give the goods back."""
     return {"released": True}
+
+
+def open_layaway(state, context, **_):
+    """Put the goods aside: the sale itself is a child Checkout the parent waits for."""
+    raise StartSubWorkflowDirective(
+        workflow_type="Checkout",
+        initial_data={"order_id": f"{state.order_id}-sale", "amount": state.amount},
+    )
+
+
+def close_layaway(state, context, **_):
+    """Hand the goods over once the child sale completed."""
+    return {"receipt": f"L-{state.order_id}"}
