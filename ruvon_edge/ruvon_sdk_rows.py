@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -165,6 +166,7 @@ def audit_row(a: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1024)  # a handful of distinct texts, repeated on every row
 def _status_in(value: Any) -> str | None:
     """The reference writes a status as plain text or as ``{"status": ...}``."""
     decoded = loads(value)
@@ -204,6 +206,7 @@ def canonical_id(value: Any) -> str | None:
         return None
 
 
+@lru_cache(maxsize=4096)  # whole seconds: rows of one workflow share them
 def _timestamp(value: Any) -> str | None:
     """The reference's ``CURRENT_TIMESTAMP`` text (UTC, no zone) in the store's sortable ISO form."""
     if not value:
