@@ -348,3 +348,38 @@ def test_our_own_database_is_refused_as_the_old_file(old_db, device_app, tmp_pat
     assert code == 2 and "it is a Ruvon Edge database" in err
     code, _, err = run_import(capsys, old, old, *device_app)
     assert code == 2 and "both the old database and --db" in err
+
+
+def test_a_database_from_the_reference_migration_tool_with_step_indexes_imports(
+    old_db, device_app, tmp_path, capsys
+):
+    """A file stamped by the reference's migration tool (schema_migrations 3) whose rows hold the step as an index imports, the index read through the row's own steps_config."""
+    old, ids = old_db
+    with sqlite3.connect(
+        old
+    ) as conn:  # this test's copy, shaped as the source tree's tool leaves it
+        conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO schema_migrations VALUES (3, 'sqlite_fixed')")
+        conn.execute(
+            "UPDATE workflow_executions SET current_step = 1 WHERE id = ?", (ids["active-mid"],)
+        )
+    db = tmp_path / "edge.db"
+    code, report, err = run_import(capsys, old, db, *device_app)
+    assert code == 0, err
+    assert rows(db, "SELECT current_step FROM workflows WHERE id = ?", ids["active-mid"]) == [
+        ("Approve",)
+    ]
+
+
+def test_the_text_report_counts_each_status_and_never_shows_a_sync_state_value(
+    old_db, device_app, tmp_path, capsys
+):
+    """Without --json the operator reads one line per status with its count and fate, and the old agent's api key is not printed."""
+    old, _ = old_db
+    code = cli.main(["import-ruvon-db", str(old), "--db", str(tmp_path / "edge.db"), *device_app])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "PENDING_ASYNC" in out and "dispatched again" in out
+    assert any(line.split()[:2] == ["COMPLETED", str(1 + BULK)] for line in out.splitlines())
+    assert "refused: 0" in out and "sync state keys 2" in out
+    assert "sk-device-secret" not in out
