@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,25 @@ def test_the_text_report_counts_each_status_and_never_shows_a_sync_state_value(
     assert any(line.split()[:2] == ["COMPLETED", str(1 + BULK)] for line in out.splitlines())
     assert "refused: 0" in out and "sync state keys 2" in out
     assert "sk-device-secret" not in out
+
+
+def test_writes_still_in_the_old_files_wal_are_imported_and_the_file_stays_unchanged(
+    old_db, device_app, tmp_path, capsys
+):
+    """A device killed before its WAL was checkpointed: its last write, only in the -wal file, is imported, and neither the database file nor its -wal changes."""
+    old, ids = old_db
+    last_write = (
+        "import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('PRAGMA wal_autocheckpoint = 0'); "
+        "c.execute(\"UPDATE workflow_executions SET state = json_set(state, '$.order_id', 'late') "
+        'WHERE id = ?", (sys.argv[2],)); c.commit(); os._exit(0)'
+    )
+    subprocess.run([sys.executable, "-c", last_write, str(old), ids["completed"]], check=True)
+    wal = old.with_name(old.name + "-wal")
+    before = fingerprint(old), fingerprint(wal)
+    assert wal.stat().st_size > 0
+    db = tmp_path / "edge.db"
+    assert run_import(capsys, old, db, *device_app)[0] == 0
+    (state,) = rows(db, "SELECT state FROM workflows WHERE id = ?", ids["completed"])[0]
+    assert json.loads(state)["order_id"] == "late"
+    assert (fingerprint(old), fingerprint(wal)) == before
