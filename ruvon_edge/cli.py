@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -124,14 +125,22 @@ def _parse_json_object(text: str, option: str) -> dict[str, Any]:
         except OSError as exc:
             raise UsageError(f"{option} {text[1:]}: {exc.strerror or exc}") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{option}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise UsageError(f"{option}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity
+        raise UsageError(f"{option}: invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{option}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not standard JSON (use null or a string)")
 
 
 def _workflow_id(text: str) -> UUID:
@@ -254,12 +263,18 @@ def cmd_validate(args: argparse.Namespace, settings: _cli_config.Settings) -> in
 
 
 async def cmd_run(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
+    from ruvon_edge.providers.persistence import IdempotencyKeySyncedError
+
     data = _parse_json_object(args.data, "--data")
     registry, (definition,) = _build_registry(settings, [args.file])
     async with _engine(settings, registry, must_exist=False) as engine:
-        wf = await engine.start_workflow(
-            definition.workflow_type, data, idempotency_key=args.idempotency_key
-        )
+        try:
+            wf = await engine.start_workflow(
+                definition.workflow_type, data, idempotency_key=args.idempotency_key
+            )
+        except IdempotencyKeySyncedError as synced:  # it ran before and has left the device
+            _emit(args, synced.record(), str(synced))
+            return OK if synced.status == WorkflowStatus.COMPLETED else FAILURE
         return _outcome(args, await engine.run(wf.id))
 
 
@@ -287,6 +302,10 @@ async def cmd_list(args: argparse.Namespace, settings: _cli_config.Settings) -> 
     async with _store(settings) as store:
         rows = await store.list_workflows(args.status, args.workflow_type, args.limit, args.offset)
     docs = [_row_dict(r) for r in rows]
+    for row, doc in zip(rows, docs, strict=True):  # listed, and named, rather than failing the list
+        if row.get("unreadable"):
+            doc["unreadable"] = row["unreadable"]
+            print(f"{PROG}: warning: workflow {doc['id']}: {row['unreadable']}", file=sys.stderr)
     table = [
         (d["id"], d["workflow_type"], d["status"], d["current_step"], d["updated_at"]) for d in docs
     ]
@@ -407,6 +426,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_validate(args, settings)
     if args.verb == "serve":
         return cmd_serve(args, settings)
+    # A one-shot verb reports a failure as its one error line; the library's log lines
+    # (e.g. "disk full: released the reserve") belong to the daemons' logs, not here.
+    logging.getLogger("ruvon_edge").addHandler(logging.NullHandler())
     if args.verb == "demo":
         return cmd_demo(args)
     return asyncio.run(_ASYNC_VERBS[args.verb](args, settings))

@@ -35,6 +35,7 @@ from uuid import UUID
 
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
+    DiskFullError,
     PersistenceError,
     PersistenceProvider,
     Transition,
@@ -46,9 +47,13 @@ from . import _sqlite_connect as connect
 from . import _sqlite_sync as sync_sql
 from . import _sqlite_tasks as task_sql
 from . import _sqlite_workflows as wf_sql
+from ._disk_reserve import DiskReserve, configured_size
+from ._retention import DAY, Retention
+from ._sqlite_space import DiskGuard
 from ._sqlite_thread import ConnectionThread
 
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 6, 11, 13, 26
+_SQLITE_IOERR_SHMSIZE = 4874  # the -shm file could not be grown: the disk is full
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
 
@@ -59,13 +64,20 @@ class SQLitePersistenceProvider(PersistenceProvider):
     ``busy_timeout_seconds``: how long a write waits for another process's lock
     before failing with ``PersistenceError`` ("database is locked").
     ``journal_size_limit`` (bytes) and ``wal_autocheckpoint`` (pages) bound the WAL.
-    ``max_page_count``: cap the database size in pages (``PRAGMA max_page_count``),
-    e.g. to reserve disk on a device or to test "disk full"; None = SQLite's default.
+    ``max_page_count``: cap the database size in pages (``PRAGMA max_page_count``);
+    None = SQLite's default. It does not bound the WAL, so it is no guard against a
+    full disk: ``disk_reserve_bytes`` is.
     ``max_group``: most write calls one group commit may share.
     ``read_only``: open a plain reader (``mode=ro``, ``query_only``, no migration,
     no writer thread; see ``_sqlite_connect``): works on a read-only file and
     while another process holds the write lock; every write method raises
     ``PersistenceError`` ("... opened read-only").
+    ``failed_retention_seconds`` (7 days) and ``idempotency_retention_seconds``
+    (30 days): how long a synced failure stays on the device, and how long an
+    idempotency key is remembered after its workflow was deleted (``_retention``).
+    ``disk_reserve_bytes``: the ballast kept beside the database for sync's deletes
+    on a full disk (default ``$RUVON_DISK_RESERVE_BYTES`` or 2 MiB, 0 = none; see
+    ``_disk_reserve``). While it is missing, engine writes fail with ``DiskFullError``.
     """
 
     def __init__(
@@ -79,6 +91,9 @@ class SQLitePersistenceProvider(PersistenceProvider):
         max_page_count: int | None = None,
         max_group: int = 64,
         read_only: bool = False,
+        disk_reserve_bytes: int | None = None,
+        failed_retention_seconds: float = 7 * DAY,
+        idempotency_retention_seconds: float = 30 * DAY,
     ) -> None:
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(
@@ -93,9 +108,21 @@ class SQLitePersistenceProvider(PersistenceProvider):
         self.wal_autocheckpoint = int(wal_autocheckpoint)
         self.max_page_count = max_page_count
         self.read_only = read_only
+        no_disk = read_only or self.db_path == ":memory:"
+        reserve = DiskReserve(self.db_path, 0 if no_disk else configured_size(disk_reserve_bytes))
+        self._disk = DiskGuard(reserve, self.db_path)
+        # What the agent reads is fsynced first unless every COMMIT already is (``fsync_wal``).
+        durable = self.synchronous != "NORMAL" or self.db_path == ":memory:" or read_only
+        self._wal_to_sync = None if durable else self.db_path + "-wal"
+        self.retention = Retention(failed_retention_seconds, idempotency_retention_seconds)
         self._max_group = max_group
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
+
+    @property
+    def disk_full_refusals(self) -> int:
+        """Engine writes refused because the disk was full (see ``_disk_reserve``)."""
+        return self._disk.refusals
 
     @property
     def commit_count(self) -> int:
@@ -118,9 +145,13 @@ class SQLitePersistenceProvider(PersistenceProvider):
                 )
                 await self._reader.start()
                 return
-            self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
-                                            max_group=self._max_group)  # fmt: skip
-            await self._writer.start()
+            try:
+                await self._start_writer()
+            except DiskFullError:  # even opening needs a few bytes (-wal, -shm): spend the reserve
+                await self._require(self._writer).stop()
+                self._disk.reserve.release()
+                await self._start_writer()
+            self._disk.reserve.restore()
             if self.db_path == ":memory:":  # one connection is the whole database
                 self._reader = self._writer
             else:
@@ -131,6 +162,11 @@ class SQLitePersistenceProvider(PersistenceProvider):
         except BaseException:
             await self.close()
             raise
+
+    async def _start_writer(self) -> None:
+        self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
+                                        max_group=self._max_group)  # fmt: skip
+        await self._writer.start()
 
     async def close(self) -> None:
         """Finish queued work, close the connections; safe to call twice."""
@@ -160,8 +196,14 @@ class SQLitePersistenceProvider(PersistenceProvider):
         if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
             msg = (f"{self.db_path}: database is locked (another connection held the write lock "
                    f"longer than busy_timeout_seconds={self.busy_timeout_seconds:g})")  # fmt: skip
-        elif code == _SQLITE_FULL:
-            msg = f"database or disk is full ({self.db_path})"
+        elif (
+            code == _SQLITE_FULL or getattr(exc, "sqlite_errorcode", None) == _SQLITE_IOERR_SHMSIZE
+        ):
+            full = DiskFullError(
+                f"disk full: cannot write {self.db_path} (new workflows are refused until sync frees space)"
+            )
+            full.__cause__ = exc
+            return full
         elif code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
             msg = f"{self.db_path} is not a valid Ruvon Edge database: {exc}"
         else:
@@ -177,12 +219,21 @@ class SQLitePersistenceProvider(PersistenceProvider):
             )
         return thread
 
-    async def _write(self, fn, *args):
+    def _writer_for(self, fn) -> ConnectionThread:
         if self.read_only:
             raise PersistenceError(
                 f"{self.db_path}: opened read-only; {fn.__name__} needs a read-write store"
             )
-        return await self._require(self._writer).call(fn, *args, write=True)
+        return self._require(self._writer)
+
+    async def _write(self, fn, *args):
+        return await self._disk.write(self._writer_for(fn), fn, *args)
+
+    async def _freeing_write(self, fn, *args):
+        return await self._disk.freeing_write(self._writer_for(fn), fn, *args)
+
+    async def _freeing_delete(self, fn, ids: list[str], *rest) -> int:
+        return await self._disk.freeing_delete(self._writer_for(fn), fn, ids, *rest)
 
     async def _read(self, fn, *args):
         return await self._require(self._reader).call(fn, *args)
@@ -258,25 +309,29 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def get_pending_sync_workflows(
         self, limit: int, *, after_seq: int = 0
     ) -> list[WorkflowRecord]:
-        return await self._read(sync_sql.get_pending_sync_workflows, limit, after_seq)
+        return await self._read(
+            sync_sql.get_pending_sync_workflows, limit, after_seq, self._wal_to_sync
+        )
 
     async def get_audit_logs_for_workflows(
         self, ids: list[str], limit_per_workflow: int = 50
     ) -> list[AuditLogRecord]:
         return await self._read(
-            sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow
+            sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow, self._wal_to_sync
         )
 
     async def delete_synced_workflows(
         self, ids: list[str], *, versions: dict[str, int] | None = None
     ) -> int:
-        return await self._write(sync_sql.delete_synced_workflows, list(ids), versions)
+        return await self._freeing_delete(
+            sync_sql.delete_synced_workflows, list(ids), versions, self.retention
+        )
 
     async def ack_synced_audit_logs(self, audit_ids: list[str]) -> int:
-        return await self._write(sync_sql.ack_synced_audit_logs, list(audit_ids))
+        return await self._freeing_delete(sync_sql.ack_synced_audit_logs, list(audit_ids))
 
     async def quarantine_sync_record(self, kind: str, record_id: str, reason: str) -> None:
-        await self._write(sync_sql.quarantine_sync_record, kind, str(record_id), reason)
+        await self._freeing_write(sync_sql.quarantine_sync_record, kind, str(record_id), reason)
 
     async def sync_backlog(self) -> dict:
         return await self._read(sync_sql.sync_backlog)
@@ -285,4 +340,4 @@ class SQLitePersistenceProvider(PersistenceProvider):
         return await self._read(sync_sql.get_edge_sync_state, key)
 
     async def set_edge_sync_state(self, key: str, value: str) -> None:
-        await self._write(sync_sql.set_edge_sync_state, key, value)
+        await self._freeing_write(sync_sql.set_edge_sync_state, key, value)
