@@ -209,8 +209,12 @@ def test_terminal_workflows_are_shipped_by_ruvon_sync_and_never_imported_again(
     capsys.readouterr()  # the in-process receiver's own log lines
     assert received == finished
     assert audit_of_finished <= received_audit
+    # In-flight ones stay, and so do synced failures (kept for retry, out of the backlog).
     left = {r[0] for r in rows(db, "SELECT id FROM workflows")}
-    assert left == {ids[label] for label in IN_FLIGHT}
+    assert left == {ids[label] for label in IN_FLIGHT} | {
+        ids[label] for label, status in TERMINAL.items() if status.startswith("FAILED")
+    }
+    assert rows(db, "SELECT COUNT(*) FROM workflows WHERE sync_seq IS NOT NULL") == [(0,)]
     code, report, _ = run_import(capsys, old, db, *device_app)
     assert code == 0 and report["imported_total"] == 0
     assert report["skipped_already_imported"] == report["workflows_in_file"]
