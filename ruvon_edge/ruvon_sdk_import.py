@@ -14,11 +14,14 @@ store through its ``PersistenceProvider``:
 
 Each batch of workflows, with all their rows, is ONE ``commit``. Running the
 import again imports nothing twice: a workflow already in the store, or
-imported earlier and since synced and deleted (a ledger key per imported
-workflow in ``edge_sync_state``), is skipped. A workflow that cannot resume
-here (its type is not registered, its step or state does not fit the
-registered definition, its idempotency key is taken) is refused with a
-reason and stays in the old file; the others are imported.
+imported earlier and since synced and deleted, is skipped. The latter is
+known by a ledger key per imported workflow in ``edge_sync_state``, written
+right after its batch commits (the provider cannot put it in the same
+transaction: only a crash in that gap, then a sync deleting the workflow
+before the rerun, could bring one back). A workflow that cannot resume here
+(its type is not registered, its step or state does not fit the registered
+definition, its idempotency key is taken) is refused with a reason and stays
+in the old file; the others are imported.
 """
 
 from __future__ import annotations
