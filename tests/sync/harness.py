@@ -196,12 +196,21 @@ class FaultProxy:
                 return self._answer(status, payload, headers)
 
             def _answer(self, status: int, payload: bytes, headers: dict) -> None:
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the agent is gone (killed, or it gave up): the fault itself
+
+            def finish(self) -> None:
+                try:
+                    super().finish()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
