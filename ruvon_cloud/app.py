@@ -177,7 +177,9 @@ class ReceiverApp:
             raw = await self._read_body(headers, receive)
             await verify(self.store, self.keyring, claim, device_id, signed_path.split("?")[0], raw)
         except AuthError as exc:
-            await self._refused(device_id, exc, headers.get(H_KEY_ID.lower(), "")[:128] or None)
+            await self._refused(
+                device_id, exc, KeyRing.printable_key_id(headers.get(H_KEY_ID.lower(), ""))
+            )
             raise HTTPError(exc.status, exc.reason) from None
         if self._inflight >= self.max_inflight:
             raise HTTPError(503, "receiver busy", retry_after=1)

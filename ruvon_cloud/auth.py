@@ -22,12 +22,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from ruvon_cloud.store import Store, sqlite_path
 from sync_agent import protocol
+
+_KEY_ID_SHAPE = re.compile(r"rk_[0-9a-f]{8,64}")
 
 MASTER_KEY_CREDENTIAL = "ruvon-cloud-master-key"
 
@@ -86,6 +89,14 @@ class KeyRing:
             return cls.create(path)
         except FileExistsError:
             return cls.load(path)  # type: ignore[return-value]
+
+    @staticmethod
+    def printable_key_id(presented: str) -> str | None:
+        """The key id a request presented, fit to log and keep: ours have one shape, anything else
+        (an operator token or a secret pasted into the header by mistake) is never echoed."""
+        if not presented:
+            return None
+        return presented if _KEY_ID_SHAPE.fullmatch(presented) else "(not a key id)"
 
     def new_key_id(self) -> str:
         """Return a fresh, unguessable key id."""

@@ -178,6 +178,15 @@ def test_a_refused_batch_is_recorded_with_the_key_presented(rx):
     )
 
 
+def test_a_secret_pasted_as_the_key_id_is_never_kept_or_logged(rx, caplog):
+    """A key-id header that is not shaped like a key id (a pasted secret) is recorded as such, never echoed."""
+    batch_id, body = _body([_workflow()])
+    assert _post(rx, body, batch_id, key_id=rx.secret).status_code == 401
+    [refusal] = _registry(rx)["refusals"]
+    assert refusal["key_id"] == "(not a key id)"
+    assert rx.secret not in caplog.text
+
+
 def test_batch_health_and_heartbeat_reach_the_registry(rx):
     """The optional agent field of a batch and a signed heartbeat update what the device reported; a bad heartbeat is 400."""
     wf = _workflow()
