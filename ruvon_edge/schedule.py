@@ -8,6 +8,7 @@ Schedules are evaluated in UTC, at minute resolution.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ _FIELDS = (
     ("month", 1, 12),
     ("day of week", 0, 7),
 )
+logger = logging.getLogger(__name__)
 _SEARCH_DAYS = 366 * 8  # long enough for "29 February on a Monday"
 
 
@@ -181,6 +183,8 @@ class Scheduler:
             await self._advance(workflow_type, key)
             if wf.status == "ACTIVE":
                 started.append(str(wf.id))
+                logger.info("schedule_fired", extra={"workflow_type": workflow_type,
+                            "slot": slot.strftime("%Y-%m-%dT%H:%MZ"), "workflow_id": str(wf.id)})  # fmt: skip
         return started
 
     async def _cursor(self, workflow_type: str):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from ruvon_edge.clock import now_iso as now_iso  # the engine's clock
 
 WORKFLOW_STARTED = "WORKFLOW_STARTED"
 STEP_COMPLETED = "STEP_COMPLETED"
@@ -17,11 +18,6 @@ WORKFLOW_RETRIED = "WORKFLOW_RETRIED"
 COMPENSATION_COMPLETED = "COMPENSATION_COMPLETED"
 COMPENSATION_FAILED = "COMPENSATION_FAILED"
 WORKFLOW_ROLLED_BACK = "WORKFLOW_ROLLED_BACK"
-
-
-def now_iso() -> str:
-    """Current UTC time as ISO-8601 with microseconds."""
-    return datetime.now(UTC).isoformat()
 
 
 def event(

@@ -14,12 +14,19 @@ if TYPE_CHECKING:
 class Workflow:
     """A snapshot of a workflow instance as last committed."""
 
-    __slots__ = ("_engine", "_row", "state")
+    __slots__ = ("_engine", "_row", "_state")
 
-    def __init__(self, engine: Engine, row: dict[str, Any], state: BaseModel) -> None:
+    def __init__(self, engine: Engine, row: dict[str, Any], state: BaseModel | None = None) -> None:
         self._engine = engine
         self._row = row
-        self.state = state
+        self._state = state
+
+    @property
+    def state(self) -> BaseModel:
+        """The state as its model; built on first use, so a view needs no user code until then."""
+        if self._state is None:
+            self._state = self._engine.snapshots.state_of(self._row)
+        return self._state
 
     @property
     def id(self) -> UUID:
