@@ -208,7 +208,7 @@ class Worker:
             for wid, what in outcome.items():
                 if what != "task":
                     self.log(logging.WARNING, "zombie_recovered", workflow_id=wid, action=what,
-                             step=stale[wid].get("current_step"), last_heartbeat=stale[wid].get("last_heartbeat"),
+                             last_heartbeat=stale[wid].get("last_heartbeat"),
                              previous_worker=stale[wid].get("worker_id"))  # fmt: skip
 
     async def _resume(self, wid: str) -> None:
