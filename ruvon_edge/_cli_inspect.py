@@ -54,11 +54,11 @@ def check_db(path: str, must_exist: bool) -> None:
 
 @asynccontextmanager
 async def open_store(settings: Settings):
-    """The device's store, for verbs that only read."""
+    """The store opened read-only: inspecting works on a read-only file and beside a busy writer."""
     from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 
     check_db(settings.db, must_exist=True)
-    async with SQLitePersistenceProvider(settings.db) as store:
+    async with SQLitePersistenceProvider(settings.db, read_only=True) as store:
         yield store
 
 
