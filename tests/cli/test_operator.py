@@ -71,7 +71,11 @@ def test_unique_prefix_works_and_an_ambiguous_one_is_named(tmp_path):
 
 def test_list_several_statuses_a_time_window_and_the_total(tmp_path):
     """--status repeats (and FAILED* expands), --since/--until window on creation, the text ends with the total."""
-    done, failed, waiting = run_order(tmp_path), run_order(tmp_path, fail=True), run_review(tmp_path)
+    done, failed, waiting = (
+        run_order(tmp_path),
+        run_order(tmp_path, fail=True),
+        run_review(tmp_path),
+    )
     ids = lambda *a: [w["id"] for w in as_json(cli(tmp_path, "list", "--json", *a))]  # noqa: E731
     assert ids("--status", "COMPLETED", "--status", "waiting_human") == [waiting["id"], done["id"]]
     assert ids("--status", "FAILED*") == [failed["id"]]
@@ -102,13 +106,20 @@ def test_show_audit_gives_each_rows_error_and_duration(tmp_path):
 
 def test_waiting_run_says_what_input_and_how_to_resume(tmp_path):
     """A run that ends WAITING_HUMAN names the input fields and a resume command that works once filled in."""
-    result = cli(tmp_path, "run", str(FIXTURES / "review.yaml"), *CODE, "--data", '{"order_id": "H1"}')
+    result = cli(
+        tmp_path, "run", str(FIXTURES / "review.yaml"), *CODE, "--data", '{"order_id": "H1"}'
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "waiting for input at step 'Review' (ReviewInput): approved: bool, reviewer: str" in lines
+    assert (
+        "waiting for input at step 'Review' (ReviewInput): approved: bool, reviewer: str" in lines
+    )
     command = next(line for line in lines if line.startswith("resume with: "))
     argv = shlex.split(command.removeprefix("resume with: "))
-    assert argv[:2] == ["ruvon-edge", "resume"] and argv[3:5] == ["--input", '{"approved": false, "reviewer": ""}']
+    assert argv[:2] == ["ruvon-edge", "resume"] and argv[3:5] == [
+        "--input",
+        '{"approved": false, "reviewer": ""}',
+    ]
     argv[4] = '{"approved": true, "reviewer": "kim"}'
     resumed = cli(tmp_path, *argv[1:], "--json")
     assert resumed.returncode == 0, resumed.stderr
@@ -133,7 +144,9 @@ def test_resume_refuses_unknown_fields_when_the_model_forbids_them(tmp_path):
     lenient = run_review(tmp_path)
     result = cli(tmp_path, "resume", lenient["id"], *CODE, "--input", bad, "--json")
     assert result.returncode == 0, result.stderr
-    assert result.stderr.strip() == "ruvon-edge: warning: ReviewInput has no field 'aproved': ignored"
+    assert (
+        result.stderr.strip() == "ruvon-edge: warning: ReviewInput has no field 'aproved': ignored"
+    )
     assert json.loads(result.stdout)["status"] == "COMPLETED"
 
 
@@ -141,7 +154,12 @@ def test_list_reads_rows_the_engine_wrote_with_the_old_offset_format(tmp_path):
     """A row stored before the Z format (``+00:00``) is still listed and shown as stored."""
     wf = run_order(tmp_path)
     with sqlite3.connect(tmp_path / "ruvon_edge.db") as conn:
-        conn.execute("UPDATE workflows SET created_at = '2026-01-02T03:04:05.000006+00:00' WHERE id = ?", (wf["id"],))
+        conn.execute(
+            "UPDATE workflows SET created_at = '2026-01-02T03:04:05.000006+00:00' WHERE id = ?",
+            (wf["id"],),
+        )
     shown = as_json(cli(tmp_path, "show", wf["id"], "--json"))
     assert shown["created_at"] == "2026-01-02T03:04:05.000006+00:00"
-    assert [w["id"] for w in as_json(cli(tmp_path, "list", "--until", "2026-01-03", "--json"))] == [wf["id"]]
+    assert [w["id"] for w in as_json(cli(tmp_path, "list", "--until", "2026-01-03", "--json"))] == [
+        wf["id"]
+    ]

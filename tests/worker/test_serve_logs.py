@@ -41,8 +41,12 @@ def test_serve_logs_task_ends_failures_and_schedule_slots_as_json(tmp_path):
     proc = serve_process(db, LOGGED)
     try:
         assert wait_until(
-            lambda: statuses(db)[job][0] == "COMPLETED" and statuses(db)[flaky][0] == "FAILED"
-            and "COMPLETED" in {s for w, (s, _) in statuses(db).items() if w not in (job, flaky)},
+            lambda: (
+                statuses(db)[job][0] == "COMPLETED"
+                and statuses(db)[flaky][0] == "FAILED"
+                and "COMPLETED"
+                in {s for w, (s, _) in statuses(db).items() if w not in (job, flaky)}
+            ),
             timeout=60,
         ), db.with_suffix(".err").read_text()
     finally:
@@ -52,10 +56,15 @@ def test_serve_logs_task_ends_failures_and_schedule_slots_as_json(tmp_path):
     assert ended[job]["outcome"] == "COMPLETED" and ended[job]["level"] == "info"
     assert ended[flaky]["outcome"] == "FAILED" and ended[flaky]["level"] == "warning"
     assert "payment terminal offline" in ended[flaky]["error"]
-    assert all(isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in ended.values())
+    assert all(
+        isinstance(e["duration_ms"], float) and e["duration_ms"] >= 0 for e in ended.values()
+    )
     [failed] = [e for e in events if e["event"] == "workflow_failed"]
     assert (failed["level"], failed["workflow_type"], failed["workflow_id"], failed["step"]) == (
-        "warning", "Flaky", flaky, "Charge"
+        "warning",
+        "Flaky",
+        flaky,
+        "Charge",
     )
     assert "payment terminal offline" in failed["error"] and failed["status"] == "FAILED"
     [fired] = [e for e in events if e["event"] == "schedule_fired"]
@@ -89,7 +98,10 @@ def _start_sleepy(db, marker) -> str:
 
 def _heartbeating(db, wid: str) -> bool:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT 1 FROM heartbeats WHERE workflow_id = ?", (wid,)).fetchone() is not None
+        return (
+            conn.execute("SELECT 1 FROM heartbeats WHERE workflow_id = ?", (wid,)).fetchone()
+            is not None
+        )
 
 
 def test_restarted_serve_takes_back_its_predecessors_work_at_once(tmp_path):
@@ -113,8 +125,10 @@ def test_restarted_serve_takes_back_its_predecessors_work_at_once(tmp_path):
     second = serve_process(db, definitions, env)
     try:
         assert wait_until(
-            lambda: statuses(db)[task_wf][0] == "COMPLETED"
-            and statuses(db)[sleepy][0] == "FAILED_WORKER_CRASH",
+            lambda: (
+                statuses(db)[task_wf][0] == "COMPLETED"
+                and statuses(db)[sleepy][0] == "FAILED_WORKER_CRASH"
+            ),
             timeout=60,
         ), db.with_suffix(".err").read_text()
     finally:
@@ -130,5 +144,7 @@ def test_restarted_serve_takes_back_its_predecessors_work_at_once(tmp_path):
     assert zombie["previous_worker"] == ready[0]
     [failed] = [e for e in events if e["event"] == "workflow_failed"]
     assert (failed["workflow_id"], failed["status"], failed["step"]) == (
-        sleepy, "FAILED_WORKER_CRASH", "Slow"
+        sleepy,
+        "FAILED_WORKER_CRASH",
+        "Slow",
     )
