@@ -2,7 +2,10 @@
 
 Fields take ``*``, numbers, lists (``1,15``), ranges (``9-17``) and steps
 (``*/5``, ``10-50/20``); day-of-week is 0-7 with 0 and 7 both Sunday. As in
-cron, when both day fields are restricted a day matches if EITHER does.
+Vixie cron and cronie, a day field that starts with ``*`` (``*``, ``*/14``)
+counts as unrestricted: a day must then match BOTH fields (``0 0 */14 * 3``
+runs on Wednesdays that are the 1st, 15th or 29th), and only when both day
+fields are restricted does a day match if EITHER does.
 Schedules are evaluated in UTC, at minute resolution.
 """
 
@@ -37,8 +40,8 @@ class Cron:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool
-    any_weekday: bool
+    any_day: bool  # the day-of-month field starts with "*"
+    any_weekday: bool  # the day-of-week field starts with "*"
 
     def matches(self, at: datetime) -> bool:
         """True when the minute ``at`` (UTC) is one of the schedule's slots."""
@@ -92,9 +95,8 @@ def parse(text: str) -> Cron:
         )
     sets = [_field(part, name, lo, hi) for part, (name, lo, hi) in zip(parts, _FIELDS, strict=True)]
     weekdays = frozenset(d % 7 for d in sets[4])
-    return Cron(
-        str(text), sets[0], sets[1], sets[2], sets[3], weekdays, parts[2] == "*", parts[4] == "*"
-    )
+    any_day, any_weekday = parts[2].startswith("*"), parts[4].startswith("*")
+    return Cron(str(text), sets[0], sets[1], sets[2], sets[3], weekdays, any_day, any_weekday)
 
 
 def _field(text: str, name: str, lo: int, hi: int) -> frozenset[int]:
