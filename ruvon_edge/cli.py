@@ -13,14 +13,13 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ruvon_edge import __version__, _cli_config
+from ruvon_edge import __version__, _cli_config, _cli_waiting
 from ruvon_edge._cli_config import UsageError
 from ruvon_edge._cli_inspect import (
     check_db,
@@ -195,46 +194,11 @@ async def _outcome(
     row = await engine.persistence.load_workflow(str(wid))
     doc, text = row_dict(row), describe(row_dict(row))
     if row["status"] == WorkflowStatus.WAITING_HUMAN:
-        doc["input_wanted"] = wanted = _input_wanted(engine, row, settings)
-        fields = ", ".join(
-            f"{name}: {f['type']}{'' if f['required'] else ' (optional)'}"
-            for name, f in wanted["fields"].items()
-        )
-        model = f" ({wanted['input_model']})" if wanted["input_model"] else ""
-        text += f"\n\nwaiting for input at step {wanted['step']!r}{model}: {fields or 'any JSON object'}"
-        text += f"\nresume with: {wanted['resume']}"
+        doc["input_wanted"] = wanted = _cli_waiting.input_wanted(engine, row, settings, PROG)
+        text += "\n\n" + _cli_waiting.describe_wanted(wanted)
     emit(args, doc, text)
     failed = row["status"] in TERMINAL and row["status"] != WorkflowStatus.COMPLETED
     return FAILURE if failed else OK
-
-
-_PLACEHOLDER = {bool: False, int: 0, float: 0.0, str: ""}
-
-
-def _input_wanted(engine: Any, row: dict[str, Any], settings: _cli_config.Settings) -> dict:
-    """The waiting step's input model as fields, and a ``resume`` command to copy and fill in."""
-    step = engine.snapshots.definition_of(row).step(row["current_step"])
-    model = engine.registry.input_model(step)
-    fields, example = {}, {}
-    for name, field in (model.model_fields if model else {}).items():
-        kind = field.annotation
-        fields[name] = {
-            "type": getattr(kind, "__name__", str(kind)),
-            "required": field.is_required(),
-        }
-        if field.is_required():
-            example[name] = _PLACEHOLDER.get(kind)  # type: ignore[call-overload]
-    command = [PROG, "resume", row["id"], "--input", json.dumps(example)]
-    if settings.db != _cli_config.DEFAULT_DB:
-        command += ["--db", settings.db]
-    for module in settings.allow_modules:
-        command += ["--allow-module", module]
-    for directory in settings.module_path:
-        command += ["--module-path", directory]
-    extra = model.model_config.get("extra") or "ignore" if model else "allow"
-    return {"step": step.name, "input_model": model.__name__ if model else None, "fields": fields,
-            "unknown_fields": {"forbid": "refused", "ignore": "ignored"}.get(extra, "passed on"),
-            "resume": shlex.join(command)}  # fmt: skip
 
 
 # -- verbs --------------------------------------------------------------------------
@@ -271,24 +235,13 @@ async def cmd_resume(args: argparse.Namespace, settings: _cli_config.Settings) -
     async with _engine(settings, registry) as engine:
         wid = await resolve_id(engine.persistence, args.id)
         row = await engine.persistence.load_workflow(wid)
+        warning = None
         if row["status"] == WorkflowStatus.WAITING_HUMAN:
-            _warn_ignored(engine, row, data)
+            warning = _cli_waiting.ignored_fields(engine, row, data)
+        if warning:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
         await engine.resume(wid, data)
         return await _outcome(args, settings, engine, wid)
-
-
-def _warn_ignored(engine: Any, row: dict[str, Any], data: dict[str, Any]) -> None:
-    """Say which input fields an input model that ignores extras will drop (a typo, usually)."""
-    model = engine.registry.input_model(
-        engine.snapshots.definition_of(row).step(row["current_step"])
-    )
-    if model is None or model.model_config.get("extra") not in (None, "ignore"):
-        return
-    known = {f.alias or n for n, f in model.model_fields.items()} | set(model.model_fields)
-    unknown = sorted(set(data) - known)
-    if unknown:
-        print(f"{PROG}: warning: {model.__name__} has no field {', '.join(map(repr, unknown))}: ignored",
-              file=sys.stderr)  # fmt: skip
 
 
 async def cmd_cancel(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
