@@ -212,15 +212,15 @@ def main(
         return 2
     work = Path(workdir or tempfile.mkdtemp(prefix="ruvon-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    kept = workdir is not None or keep
+    files_kept = workdir is not None or keep
     try:
-        return _run(work, Path(db) if db else work / "edge.db", payments, as_json, kept)
+        return _run(work, Path(db) if db else work / "edge.db", payments, as_json, files_kept)
     finally:
-        if not kept:
+        if not files_kept:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run(work: Path, db: Path, payments: int, as_json: bool, kept: bool) -> int:
+def _run(work: Path, db: Path, payments: int, as_json: bool, files_kept: bool) -> int:
     store_url, key_file = f"sqlite:///{work / 'cloud.db'}", str(work / "cloud.key")
     added = _cli("ruvon_cloud.cli", "add-device", DEVICE_ID, "--store", store_url, "--master-key-file", key_file, "--json")
     if added.returncode != 0:
@@ -254,23 +254,27 @@ def _run(work: Path, db: Path, payments: int, as_json: bool, kept: bool) -> int:
             receiver.wait(timeout=10)
         except subprocess.TimeoutExpired:
             receiver.kill()
-    left = _left_on_device(db)
+    left, kept = _left_on_device(db)
     total = sum(v for k, v in outcome.items() if k.isupper())
     summary = {
         "workdir": str(work), "receiver": url, "device_id": DEVICE_ID, "payments": total,
         "outcomes": dict(outcome), "device_seconds": round(device_seconds, 3), "sync": sync,
-        "left_on_device": left, "receiver_totals": cloud, "kept": kept,
-        "look": _look_commands(db, store_url),
+        "left_on_device": left, "failed_kept_on_device": kept, "receiver_totals": cloud,
+        "files_kept": files_kept, "look": _look_commands(db, store_url),
     }
     print(json.dumps(summary, indent=2) if as_json else _render(summary))
     return 0 if left == 0 and cloud.get("workflows", 0) >= total else 1
 
 
-def _left_on_device(db: Path) -> int:
+def _left_on_device(db: Path) -> tuple[int, int]:
+    """Workflows not yet synced, and synced failures the device keeps for a while (README: retention)."""
     import sqlite3
 
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM workflows").fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FILTER (WHERE synced_at IS NULL), count(*) FILTER (WHERE synced_at IS NOT NULL) "
+            "FROM workflows"
+        ).fetchone()
 
 
 def _render(s: dict) -> str:
@@ -283,10 +287,11 @@ def _render(s: dict) -> str:
         f"{o.get('declined by a manager', 0)} declined by a manager, {o.get('FAILED_ROLLED_BACK', 0)} rolled back (blocked card)",
         f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_logs_acked', '?')} audit rows "
         f"in {sync.get('batches', '?')} batch(es), {sync.get('quarantined', 0)} quarantined",
-        f"  deleted locally   {sync.get('deleted', '?')} (left on the device: {s['left_on_device']})",
+        f"  deleted locally   {sync.get('deleted', '?')} (left unsynced on the device: {s['left_on_device']}; "
+        f"synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
         f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
-        f"  files             {s['workdir']}" + ("" if s["kept"] else " (removed; --keep keeps them)"),
-        "look at what was synced" + (":" if s["kept"] else " (after a run with --keep or --workdir DIR):"),
+        f"  files             {s['workdir']}" + ("" if s["files_kept"] else " (removed; --keep keeps them)"),
+        "look at what was synced" + (":" if s["files_kept"] else " (after a run with --keep or --workdir DIR):"),
         *(f"  {command}" for command in s["look"]),
     ])
 
