@@ -27,6 +27,7 @@ from typing import Any
 from ruvon_cloud import batch
 from ruvon_cloud.auth import AuthError, KeyRing, precheck, verify
 from ruvon_cloud.batch import HTTPError
+from ruvon_cloud.console import ConsoleApp, is_console_path
 from ruvon_cloud.metrics import CONTENT_TYPE, ReceiverMetrics, render
 from ruvon_cloud.store import Store, StoreUnavailable
 from sync_agent.protocol import (
@@ -66,8 +67,8 @@ class ReceiverApp:
         keyring: KeyRing,
         *,
         max_body_bytes: int = 8 << 20,
-        max_decoded_bytes: int = 32 << 20,
-        decoded_budget_bytes: int = 96 << 20,
+        max_decoded_bytes: int = 16 << 20,
+        decoded_budget_bytes: int = 64 << 20,
         max_records: int = 50_000,
         max_inflight: int = 8,
         body_timeout: float = 30.0,
@@ -84,12 +85,16 @@ class ReceiverApp:
         self.serve_metrics = serve_metrics
         self.metrics = ReceiverMetrics()
         self._inflight = 0
+        self.console = ConsoleApp(store)
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if is_console_path(scope["path"]):
+            await self.console(scope, receive, send)
             return
         started = time.perf_counter()
         route = _route_label(scope["path"])

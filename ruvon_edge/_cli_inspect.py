@@ -12,6 +12,7 @@ import argparse
 import fnmatch
 import json
 import re
+import sys
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -173,6 +174,10 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             wanted, args.workflow_type, since, until, args.limit, args.offset
         )
     docs = [row_dict(r) for r in rows]
+    for row, doc in zip(rows, docs, strict=True):  # listed, and named, rather than failing the list
+        if row.get("unreadable"):
+            doc["unreadable"] = row["unreadable"]
+            print(f"ruvon-edge: warning: workflow {doc['id']}: {row['unreadable']}", file=sys.stderr)
     cells = [
         (d["id"], d["workflow_type"], d["status"], d["current_step"], d["updated_at"]) for d in docs
     ]

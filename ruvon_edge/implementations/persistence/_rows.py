@@ -17,7 +17,7 @@ from ruvon_edge.clock import format_utc
 from ruvon_edge.clock import iso_ago as iso_ago  # the stores' clock
 from ruvon_edge.clock import now_iso as now_iso
 from ruvon_edge.ids import time_ordered_id
-from ruvon_edge.providers.persistence import AuditLogRecord
+from ruvon_edge.providers.persistence import AuditLogRecord, CorruptRecordError
 from ruvon_edge.status import TERMINAL
 
 WORKFLOW_COLUMNS: tuple[str, ...] = (
@@ -104,8 +104,10 @@ def shape_workflow(
         # A failure kept on the device after sync (sync_seq NULL) that is then cancelled is
         # news to the cloud: it is queued again.
         needs_seq = existing["sync_seq"] is None and existing["status"] != row["status"]
-    elif terminal:
-        row["completed_at"] = now
+    elif terminal:  # a row created terminal (an imported one) keeps the time it really finished
+        row["completed_at"] = (
+            _timestamp(data.get("completed_at")) if existing is None else None
+        ) or now
         row["sync_seq"] = None
         needs_seq = True
     else:
@@ -114,18 +116,39 @@ def shape_workflow(
 
 
 def decode_workflow(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a stored row back into the workflow dict callers gave (plus store-owned keys)."""
+    """Turn a stored row back into the workflow dict callers gave (plus store-owned keys).
+
+    A JSON column that no longer decodes (bit rot, a hand edit) raises
+    ``CorruptRecordError`` naming the workflow and the column.
+    """
     out = dict(row)
-    for key in JSON_COLUMNS:
-        out[key] = loads(out[key])
-    extra = loads(out.pop("extra", None))
+    for key in (*JSON_COLUMNS, "extra"):
+        try:
+            out[key] = loads(out.get(key))
+        except ValueError as exc:
+            raise CorruptRecordError(row.get("id"), key, exc) from None
+    extra = out.pop("extra", None)
     if extra:
         out.update(extra)
     return out
 
 
+def decode_workflow_for_listing(row: dict[str, Any]) -> dict[str, Any]:
+    """Like ``decode_workflow``, but a corrupt row is listed, flagged, instead of failing the list.
+
+    Its plain columns (id, type, status, times) are kept, its JSON columns
+    are None, and ``unreadable`` says which column is broken and how.
+    """
+    try:
+        return decode_workflow(row)
+    except CorruptRecordError as exc:
+        flagged = {k: (None if k in JSON_COLUMNS else v) for k, v in row.items() if k != "extra"}
+        flagged["unreadable"] = exc.reason
+        return flagged
+
+
 def audit_row(workflow_id: str, audit: dict[str, Any], now: str) -> dict[str, Any]:
-    """Return an encoded audit row; a caller-supplied ``audit_id`` is kept, else a UUIDv7."""
+    """Return an encoded audit row; a caller-supplied ``audit_id`` and ``recorded_at`` are kept."""
     return {
         "audit_id": str(audit.get("audit_id") or time_ordered_id()),
         "workflow_id": workflow_id,
@@ -134,7 +157,7 @@ def audit_row(workflow_id: str, audit: dict[str, Any], now: str) -> dict[str, An
         "old_status": audit.get("old_status"),
         "new_status": audit.get("new_status"),
         "details": dumps(audit.get("details") or {}),
-        "recorded_at": now,
+        "recorded_at": audit.get("recorded_at") or now,
     }
 
 
@@ -146,26 +169,26 @@ def decode_audit(row: dict[str, Any]) -> AuditLogRecord:
 
 
 def log_row(workflow_id: str, log: dict[str, Any], now: str) -> dict[str, Any]:
-    """Return an encoded execution-log row."""
+    """Return an encoded execution-log row; a caller-supplied ``logged_at`` is kept."""
     return {
         "workflow_id": workflow_id,
         "step_name": log.get("step_name"),
         "level": str(log["level"]),
         "message": str(log["message"]),
         "metadata": dumps(log.get("metadata")),
-        "logged_at": now,
+        "logged_at": log.get("logged_at") or now,
     }
 
 
 def metric_row(workflow_id: str, metric: dict[str, Any], now: str) -> dict[str, Any]:
-    """Return an encoded metric row."""
+    """Return an encoded metric row; a caller-supplied ``recorded_at`` is kept."""
     return {
         "workflow_id": workflow_id,
         "step_name": metric.get("step_name"),
         "metric_name": str(metric["metric_name"]),
         "metric_value": float(metric["metric_value"]),
         "metadata": dumps(metric.get("metadata")),
-        "recorded_at": now,
+        "recorded_at": metric.get("recorded_at") or now,
     }
 
 

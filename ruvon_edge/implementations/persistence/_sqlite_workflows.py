@@ -161,7 +161,7 @@ def search_workflows(conn: sqlite3.Connection, statuses: tuple[str, ...], workfl
     total = None
     if count:
         total = conn.execute(f"SELECT count(*) FROM workflows {clause}", params).fetchone()[0]
-    return [_rows.decode_workflow(dict(r)) for r in rows], total
+    return [_rows.decode_workflow_for_listing(dict(r)) for r in rows], total
 
 
 def ids_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str]:
