@@ -49,3 +49,7 @@ def ensure_sdk_python(venv: Path = SDK_VENV) -> Path:
     if python is None:
         raise RuntimeError(f"{SDK_PIN} installed into {venv} but does not import")
     return python
+
+
+if __name__ == "__main__":  # `.ci/run` prepares the venv before the tests, outside any test timeout
+    print(ensure_sdk_python())

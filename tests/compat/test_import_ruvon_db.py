@@ -28,6 +28,8 @@ HERE = Path(__file__).resolve().parent
 BENCH = HERE.parents[1] / "bench"
 DEVICE_APP = HERE / "ruvon_sdk_device"
 BULK = 20
+# The first test may install ruvon-sdk into its venv (minutes of downloads; `.ci/run` does it beforehand).
+pytestmark = pytest.mark.timeout(1200)
 IN_FLIGHT = {"active-new": "ACTIVE", "active-mid": "ACTIVE", "waiting-human": "WAITING_HUMAN",
              "pending-async": "ACTIVE", "layaway-pending": "PENDING_SUB_WORKFLOW",
              "layaway-pending-child": "ACTIVE", "layaway-child-waiting": "WAITING_CHILD_HUMAN_INPUT",
