@@ -22,6 +22,10 @@ DEFAULT_DB = "ruvon_edge.db"
 TOML_KEYS = ("db", "definitions", "allow_modules", "module_path")
 
 
+class UsageError(Exception):
+    """Bad input found by the CLI itself (exit 2)."""
+
+
 class ConfigError(ValueError):
     """A setting is malformed; the message names the source (flag, variable or file)."""
 

@@ -3,7 +3,8 @@
 Nothing imports this module; it builds the engine from the settings, calls it
 and turns the outcome into text (or one JSON document) and an exit code. The
 engine, the registry and the store are imported inside the verbs so that
-``--help`` and usage errors answer instantly.
+``--help`` and usage errors answer instantly. What a verb prints about a
+workflow is the row as stored, read back after the verb's last commit.
 """
 
 from __future__ import annotations
@@ -11,16 +12,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NoReturn
-from uuid import UUID
 
-from ruvon_edge import _cli_config
+from ruvon_edge import __version__, _cli_config, _cli_waiting
+from ruvon_edge._cli_config import UsageError
+from ruvon_edge._cli_inspect import (
+    check_db,
+    cmd_list,
+    cmd_show,
+    describe,
+    emit,
+    resolve_id,
+    row_dict,
+)
 from ruvon_edge.status import TERMINAL, WorkflowStatus
 
 PROG = "ruvon-edge"
@@ -33,19 +42,16 @@ settings: flags > environment > --config FILE.toml > defaults.
   --allow-module $RUVON_ALLOW_MODULES (comma-separated), TOML "allow_modules" (list)
   --module-path $RUVON_MODULE_PATH (os.pathsep-separated), TOML "module_path" (list)
   Relative paths in the TOML file are relative to that file.
+ID: a workflow id, or enough of its start to be unique (show 019ad2f4-7c).
 
 exit codes:
   0  ok; for run/resume/retry: the workflow COMPLETED or is waiting (WAITING_HUMAN, PENDING_ASYNC, ...)
   1  runtime failure: the workflow ended FAILED*/CANCELLED, or the store failed
-  2  bad usage or bad input: unknown flag, invalid YAML or JSON, unknown workflow id,
+  2  bad usage or bad input: unknown flag, invalid YAML or JSON, unknown or ambiguous workflow id,
      input refused by the step's input_model, a request the workflow's status forbids
 
 Errors are one line on stderr; with --json, stdout holds exactly one JSON document.
 """
-
-
-class UsageError(Exception):
-    """Bad input found by the CLI itself (exit 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +75,7 @@ _DEFS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--allow-module", dict(dest="allow_modules", metavar="MOD", action="append", help="module callables may come from (repeatable)")),
     ("--module-path", dict(dest="module_path", metavar="DIR", action="append", help="prepended to sys.path (repeatable)")),
 )
+_ID = ("id", dict(metavar="ID", help="workflow id or a unique prefix of it"))
 # verb -> (help, takes definition options, its own arguments)
 _VERBS: dict[str, tuple[str, bool, tuple[tuple[str, dict], ...]]] = {
     "validate": ("check a workflow YAML file: shape, routes, expressions, callables", True, (("file", dict(metavar="FILE.yaml")),)),
@@ -76,22 +83,25 @@ _VERBS: dict[str, tuple[str, bool, tuple[tuple[str, dict], ...]]] = {
         ("file", dict(metavar="FILE.yaml")),
         ("--data", dict(default="{}", metavar="JSON", help="initial state: a JSON object or @FILE (default: {})")),
         ("--idempotency-key", dict(metavar="KEY", help="a second run with this key returns the first workflow")))),
-    "list": ("list workflows, newest first", False, (
-        ("--status", dict(metavar="S", type=str.upper, choices=[s.value for s in WorkflowStatus])),
+    "list": ("list workflows, newest first, and how many match", False, (
+        ("--status", dict(metavar="S", action="append", help="repeatable or comma-separated; FAILED* matches every FAILED status")),
         ("--type", dict(dest="workflow_type", metavar="T")),
+        ("--since", dict(metavar="WHEN", help="created at or after: 2026-12-01, 2026-12-01T08:30Z, or an age: 30m, 12h, 7d")),
+        ("--until", dict(metavar="WHEN", help="created before (same forms as --since)")),
         ("--limit", dict(type=int, default=20, metavar="N")),
         ("--offset", dict(type=int, default=0, metavar="N")))),
-    "show": ("show one workflow", False, (("id", dict(metavar="ID")), ("--audit", dict(action="store_true", help="add the audit trail")))),
+    "show": ("show one workflow", False, (_ID, ("--audit", dict(action="store_true", help="add the audit trail (error and duration per row)")))),
     "resume": ("give a waiting step its input and run on", True, (
-        ("id", dict(metavar="ID")), ("--input", dict(default="{}", metavar="JSON", help="a JSON object or @FILE")))),
-    "cancel": ("cancel a workflow that has not ended", True, (("id", dict(metavar="ID")),)),
-    "retry": ("restart a failed workflow at its failed step and run on", True, (("id", dict(metavar="ID")),)),
-    "serve": ("long-running worker: resume unfinished workflows, run ASYNC tasks, reap zombies", True, ()),
+        _ID, ("--input", dict(default="{}", metavar="JSON", help="a JSON object or @FILE")))),
+    "cancel": ("cancel a workflow that has not ended; needs only --db (runs no user code; definition options are accepted and unused)", True, (_ID,)),
+    "retry": ("restart a failed workflow at its failed step and run on", True, (_ID,)),
+    "serve": ("long-running worker: resume unfinished workflows, run ASYNC tasks, run schedules, reap zombies", True, ()),
     "import-ruvon-db": ("switch a device over: copy a ruvon-sdk database (read-only) into --db", True, (
         ("old", dict(metavar="OLD.db", help="the ruvon-sdk SQLite file; opened read-only, never changed")),)),
     "demo": ("the README's main job: offline payments on a till, synced to a local receiver", False, (
-        ("--workdir", dict(metavar="DIR", help="where its files go (default: a new temp dir)")),
-        ("--payments", dict(type=int, default=20, metavar="N")))),
+        ("--workdir", dict(metavar="DIR", help="keep every file in DIR (default: a temp dir removed at exit)")),
+        ("--keep", dict(action="store_true", help="keep the temp dir (its path is printed)")),
+        ("--payments", dict(type=int, default=20, metavar="N", help="payments under the floor limit (default 20); three special ones are always added")))),
 }
 # fmt: on
 
@@ -102,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=fmt
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     for flag, kw in _COMMON:
         parser.add_argument(flag, **kw)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -143,13 +154,6 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not standard JSON (use null or a string)")
 
 
-def _workflow_id(text: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise UsageError(f"invalid workflow id {text!r} (expected a UUID)") from None
-
-
 def _build_registry(
     settings: _cli_config.Settings, extra: Sequence[str] = ()
 ) -> tuple[Any, list[Any]]:
@@ -181,68 +185,30 @@ def _register(registry: Any, raw: str, directory_ok: bool = True) -> Any:
         raise type(exc)(exc.reason, exc.path, source=str(path)) from None
 
 
-def _check_db(path: str, must_exist: bool) -> None:
-    if path == ":memory:":
-        return
-    p = Path(path)
-    if p.is_dir():
-        raise UsageError(f"--db {path}: is a directory")
-    if not p.exists():
-        if must_exist:
-            raise UsageError(f"--db {path}: no such database")
-        if not p.parent.is_dir():
-            raise UsageError(f"--db {path}: directory {p.parent} does not exist")
-        return
-    with p.open("rb") as fh:
-        head = fh.read(16)
-    if head and head != b"SQLite format 3\x00":
-        raise UsageError(f"--db {path}: not a SQLite database")
-
-
 @asynccontextmanager
 async def _engine(settings: _cli_config.Settings, registry: Any, must_exist: bool = True):
     from ruvon_edge import WorkflowEngine
     from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 
-    _check_db(settings.db, must_exist)
+    check_db(settings.db, must_exist)
     async with WorkflowEngine(
         persistence=SQLitePersistenceProvider(settings.db), registry=registry
     ) as engine:
         yield engine
 
 
-def _emit(args: argparse.Namespace, document: Any, text: str) -> None:
-    print(json.dumps(document, default=str, indent=2) if args.json else text)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = [headers, *cells]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
-    )
-
-
-def _describe(d: dict[str, Any]) -> str:
-    rows = [
-        ("id", d["id"]),
-        ("type", f"{d['workflow_type']} {d.get('workflow_version') or ''}".strip()),
-        ("status", d["status"]),
-        ("current_step", d.get("current_step") or "-"),
-        ("error", d.get("error") or "-"),
-        ("created_at", d.get("created_at")),
-        ("updated_at", d.get("updated_at")),
-        ("completed_at", d.get("completed_at") or "-"),
-        ("state", json.dumps(d.get("state"), default=str, sort_keys=True)),
-    ]
-    return "\n".join(f"{k + ':':<14}{v}" for k, v in rows)
-
-
-def _outcome(args: argparse.Namespace, wf: Any) -> int:
-    doc = wf.to_dict()
-    _emit(args, doc, _describe(doc))
-    return FAILURE if wf.status in TERMINAL and wf.status != WorkflowStatus.COMPLETED else OK
+async def _outcome(
+    args: argparse.Namespace, settings: _cli_config.Settings, engine: Any, wid: Any
+) -> int:
+    """Print the workflow as stored now (and, if it waits for a person, what to give it)."""
+    row = await engine.persistence.load_workflow(str(wid))
+    doc, text = row_dict(row), describe(row_dict(row))
+    if row["status"] == WorkflowStatus.WAITING_HUMAN:
+        doc["input_wanted"] = wanted = _cli_waiting.input_wanted(engine, row, settings, PROG)
+        text += "\n\n" + _cli_waiting.describe_wanted(wanted)
+    emit(args, doc, text)
+    failed = row["status"] in TERMINAL and row["status"] != WorkflowStatus.COMPLETED
+    return FAILURE if failed else OK
 
 
 # -- verbs --------------------------------------------------------------------------
@@ -258,7 +224,7 @@ def cmd_validate(args: argparse.Namespace, settings: _cli_config.Settings) -> in
         "steps": [s.name for s in definition.steps],
     }
     text = f"ok: {args.file}: {definition.workflow_type} {definition.workflow_version} ({len(definition.steps)} steps: {', '.join(doc['steps'])})"
-    _emit(args, doc, text)
+    emit(args, doc, text)
     return OK
 
 
@@ -273,98 +239,49 @@ async def cmd_run(args: argparse.Namespace, settings: _cli_config.Settings) -> i
                 definition.workflow_type, data, idempotency_key=args.idempotency_key
             )
         except IdempotencyKeySyncedError as synced:  # it ran before and has left the device
-            _emit(args, synced.record(), str(synced))
+            emit(args, synced.record(), str(synced))
             return OK if synced.status == WorkflowStatus.COMPLETED else FAILURE
-        return _outcome(args, await engine.run(wf.id))
-
-
-_ROW_KEYS = ("workflow_type", "workflow_version", "status", "current_step", "parent_id", "idempotency_key", "error", "version", "created_at", "updated_at", "completed_at", "state")  # fmt: skip
-
-
-def _row_dict(row: dict[str, Any]) -> dict[str, Any]:
-    """The ``Workflow.to_dict()`` shape, from a stored row: no user code needed to inspect."""
-    return {"id": str(row["id"]), **{k: row.get(k) for k in _ROW_KEYS}}
-
-
-@asynccontextmanager
-async def _store(settings: _cli_config.Settings):
-    """The store opened read-only: inspecting works on a read-only file and beside a busy writer."""
-    from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
-
-    _check_db(settings.db, must_exist=True)
-    async with SQLitePersistenceProvider(settings.db, read_only=True) as store:
-        yield store
-
-
-async def cmd_list(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
-    if args.limit < 1 or args.offset < 0:
-        raise UsageError("--limit must be >= 1 and --offset >= 0")
-    async with _store(settings) as store:
-        rows = await store.list_workflows(args.status, args.workflow_type, args.limit, args.offset)
-    docs = [_row_dict(r) for r in rows]
-    for row, doc in zip(rows, docs, strict=True):  # listed, and named, rather than failing the list
-        if row.get("unreadable"):
-            doc["unreadable"] = row["unreadable"]
-            print(f"{PROG}: warning: workflow {doc['id']}: {row['unreadable']}", file=sys.stderr)
-    table = [
-        (d["id"], d["workflow_type"], d["status"], d["current_step"], d["updated_at"]) for d in docs
-    ]
-    _emit(
-        args,
-        docs,
-        _table(("ID", "TYPE", "STATUS", "STEP", "UPDATED"), table) if docs else "no workflows",
-    )
-    return OK
-
-
-async def cmd_show(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
-    wid = _workflow_id(args.id)
-    async with _store(settings) as store:
-        doc = _row_dict(await store.load_workflow(wid))
-        audit = (
-            [a.model_dump() for a in await store.get_audit_logs(str(wid))] if args.audit else None
-        )
-    text = _describe(doc)
-    if audit is not None:
-        doc["audit"] = audit
-        rows = [(a["recorded_at"], a["event_type"], a["step_name"], _arrow(a)) for a in audit]
-        text += "\n\n" + _table(("RECORDED_AT", "EVENT", "STEP", "STATUS"), rows)
-    _emit(args, doc, text)
-    return OK
-
-
-def _arrow(a: dict[str, Any]) -> str:
-    old, new = a.get("old_status"), a.get("new_status")
-    return f"{old or '-'} -> {new}" if new and new != old else (new or "-")
+        await engine.run(wf.id)
+        return await _outcome(args, settings, engine, wf.id)
 
 
 async def cmd_resume(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
-    wid, data = _workflow_id(args.id), _parse_json_object(args.input, "--input")
+    data = _parse_json_object(args.input, "--input")
     registry, _ = _build_registry(settings)
     async with _engine(settings, registry) as engine:
-        return _outcome(args, await engine.resume(wid, data))
+        wid = await resolve_id(engine.persistence, args.id)
+        row = await engine.persistence.load_workflow(wid)
+        warning = None
+        if row["status"] == WorkflowStatus.WAITING_HUMAN:
+            warning = _cli_waiting.ignored_fields(engine, row, data)
+        if warning:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
+        await engine.resume(wid, data)
+        return await _outcome(args, settings, engine, wid)
 
 
 async def cmd_cancel(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
-    wid = _workflow_id(args.id)
-    registry, _ = _build_registry(settings)
-    async with _engine(settings, registry) as engine:
-        wf = await engine.cancel(wid)
-    doc = wf.to_dict()
-    _emit(args, doc, _describe(doc))
+    """Cancel from the store alone: an empty registry, since a status change runs no user code."""
+    from ruvon_edge import WorkflowRegistry
+
+    async with _engine(settings, WorkflowRegistry(allowed_modules=[])) as engine:
+        wid = await resolve_id(engine.persistence, args.id)
+        await engine.cancel(wid)
+        await _outcome(args, settings, engine, wid)
     return OK
 
 
 async def cmd_retry(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
-    wid = _workflow_id(args.id)
     registry, _ = _build_registry(settings)
     async with _engine(settings, registry) as engine:
-        return _outcome(args, await engine.retry(wid))
+        wid = await resolve_id(engine.persistence, args.id)
+        await engine.retry(wid)
+        return await _outcome(args, settings, engine, wid)
 
 
 def cmd_serve(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
     worker = _optional("worker", "serve")
-    _check_db(settings.db, must_exist=False)
+    check_db(settings.db, must_exist=False)
     return int(worker.main(settings, _build_registry(settings)[0]) or 0)
 
 
@@ -375,7 +292,7 @@ async def cmd_import_ruvon_db(args: argparse.Namespace, settings: _cli_config.Se
     from ruvon_edge.ruvon_sdk_import import import_ruvon_db
 
     registry, _ = _build_registry(settings)
-    _check_db(settings.db, must_exist=False)
+    check_db(settings.db, must_exist=False)
     if (
         Path(settings.db).exists()
         and Path(args.old).exists()
@@ -389,13 +306,24 @@ async def cmd_import_ruvon_db(args: argparse.Namespace, settings: _cli_config.Se
     with old:
         async with SQLitePersistenceProvider(settings.db) as store:
             report = await import_ruvon_db(old, store, registry)
-    _emit(args, report.to_dict(), report.text())
+    emit(args, report.to_dict(), report.text())
     return FAILURE if report.refused else OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     demo = _optional("demo", "demo")
-    return int(demo.main(workdir=args.workdir, payments=args.payments, as_json=args.json) or 0)
+    if args.payments < 0:
+        raise UsageError("--payments must be >= 0")
+    return int(
+        demo.main(
+            workdir=args.workdir,
+            payments=args.payments,
+            as_json=args.json,
+            keep=args.keep,
+            db=getattr(args, "db", None),
+        )  # fmt: skip
+        or 0
+    )
 
 
 def _optional(module: str, verb: str) -> Any:
@@ -426,9 +354,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_validate(args, settings)
     if args.verb == "serve":
         return cmd_serve(args, settings)
-    # A one-shot verb reports a failure as its one error line; the library's log lines
-    # (e.g. "disk full: released the reserve") belong to the daemons' logs, not here.
-    logging.getLogger("ruvon_edge").addHandler(logging.NullHandler())
     if args.verb == "demo":
         return cmd_demo(args)
     return asyncio.run(_ASYNC_VERBS[args.verb](args, settings))

@@ -14,6 +14,8 @@ import asyncio
 import json
 import os
 import random
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -194,11 +196,32 @@ async def _receiver_counts(store_url: str) -> dict:
         await store.close()
 
 
-def main(workdir: str | None = None, payments: int = 20, as_json: bool = False) -> int:
-    """Run the demo; return the exit code (0 when every payment reached the cloud)."""
+def main(
+    workdir: str | None = None, payments: int = 20, as_json: bool = False, keep: bool = False,
+    db: str | None = None,
+) -> int:  # fmt: skip
+    """Run the demo; return the exit code (0 when every payment reached the cloud).
+
+    Its files go to ``workdir`` (kept), else to a temporary directory removed at
+    exit unless ``keep``. ``db`` puts the device database elsewhere; it must not
+    exist yet, since the demo's payments would meet an older run's idempotency keys.
+    """
+    if db is not None and Path(db).exists():
+        print(f"ruvon-edge: error: --db {db}: already exists; the demo needs a new device database "
+              "(give a new path, or leave --db out)", file=sys.stderr)  # fmt: skip
+        return 2
     work = Path(workdir or tempfile.mkdtemp(prefix="ruvon-demo-"))
     work.mkdir(parents=True, exist_ok=True)
-    db, store_url, key_file = work / "edge.db", f"sqlite:///{work / 'cloud.db'}", str(work / "cloud.key")
+    files_kept = workdir is not None or keep
+    try:
+        return _run(work, Path(db) if db else work / "edge.db", payments, as_json, files_kept)
+    finally:
+        if not files_kept:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(work: Path, db: Path, payments: int, as_json: bool, files_kept: bool) -> int:
+    store_url, key_file = f"sqlite:///{work / 'cloud.db'}", str(work / "cloud.key")
     added = _cli("ruvon_cloud.cli", "add-device", DEVICE_ID, "--store", store_url, "--master-key-file", key_file, "--json")
     if added.returncode != 0:
         print(f"ruvon-edge demo: could not create a device key: {added.stderr.strip()}", file=sys.stderr)
@@ -237,6 +260,7 @@ def main(workdir: str | None = None, payments: int = 20, as_json: bool = False) 
         "workdir": str(work), "receiver": url, "device_id": DEVICE_ID, "payments": total,
         "outcomes": dict(outcome), "device_seconds": round(device_seconds, 3), "sync": sync,
         "left_on_device": left, "failed_kept_on_device": kept, "receiver_totals": cloud,
+        "files_kept": files_kept, "look": _look_commands(db, store_url),
     }
     print(json.dumps(summary, indent=2) if as_json else _render(summary))
     return 0 if left == 0 and cloud.get("workflows", 0) >= total else 1
@@ -266,8 +290,21 @@ def _render(s: dict) -> str:
         f"  deleted locally   {sync.get('deleted', '?')} (left unsynced on the device: {s['left_on_device']}; "
         f"synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
         f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
-        f"  files             {s['workdir']}",
+        f"  files             {s['workdir']}" + ("" if s["files_kept"] else " (removed; --keep keeps them)"),
+        "look at what was synced" + (":" if s["files_kept"] else " (after a run with --keep or --workdir DIR):"),
+        *(f"  {command}" for command in s["look"]),
     ])
+
+
+def _look_commands(db: Path, store_url: str) -> list[str]:
+    """The commands that show what the device kept and what the receiver stored."""
+    store = ["--store", store_url]
+    return [
+        shlex.join(["ruvon-edge", "list", "--db", str(db)]),
+        shlex.join(["ruvon-sync", "status", "--db", str(db)]),
+        shlex.join(["ruvon-cloud", "workflows", "--device", DEVICE_ID, *store]),
+        shlex.join(["ruvon-cloud", "show", "ID", "--audit", *store]),
+    ]
 
 
 if __name__ == "__main__":

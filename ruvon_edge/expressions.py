@@ -5,7 +5,12 @@ users control, so nothing here ever reaches ``eval``: the text is parsed with
 ``ast``, every node is checked against a small whitelist at compile time, and a
 tiny interpreter walks the tree. Each arithmetic step is bounded (integer
 magnitude, string/list length) before it is computed, so ``10**10**10`` or
-``'a'*10**9`` fail in microseconds instead of eating the device.
+``'a'*10**9`` fail in microseconds instead of eating the device. Sizes are
+nested: a value's ``weight`` counts every element and character reachable from
+it, a shared part once per reference (what ``==`` or ``str()`` would walk), and
+no value built by repetition, concatenation or a literal may weigh more than
+``MAX_SIZE``; so ``[[0]*100000]*100000 == [[0]*100000]*100000`` is refused
+before the outer list exists. Values read from the state weigh what they weigh.
 
 The language: literals (incl. list/tuple/dict/set), names (``state``, other
 context keys such as ``item``, then bare state fields), attribute and index
@@ -143,8 +148,50 @@ _NODE_NAMES = {
 }
 
 
-def _size_of(value: Any) -> int:
-    return len(value) if isinstance(value, str | bytes | list | tuple) else 0
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+_SIZED = (str, bytes, *_CONTAINERS)
+
+
+def weight(value: Any, limit: int = MAX_SIZE) -> int:
+    """Elements and characters reachable from ``value``, a shared part counted per reference.
+
+    Raises LimitExceeded as soon as the count passes ``limit``, so the walk
+    itself is bounded (each shared part is walked once, then looked up).
+    """
+    memo: dict[int, int] = {}
+    too_long = LimitExceeded(f"value is longer than {limit} (counting nested elements)")
+
+    def walk(item: Any, budget: int) -> int:  # the weight of item; too_long past budget
+        if isinstance(item, str | bytes):
+            total = len(item)
+        elif not isinstance(item, _CONTAINERS):
+            return 0
+        elif id(item) in memo:
+            total = memo[id(item)]
+        else:
+            total = len(item)
+            if total <= budget:
+                flat = (x for kv in item.items() for x in kv) if isinstance(item, dict) else item
+                for part in [x for x in flat if isinstance(x, _SIZED)]:
+                    total += walk(part, budget - total)
+            memo[id(item)] = total
+        if total > budget:
+            raise too_long
+        return total
+
+    try:
+        return walk(value, limit)
+    except RecursionError:
+        raise LimitExceeded("value nests too deeply") from None
+
+
+def bounded(value: Any, what: str = "value") -> Any:
+    """``value`` itself, once it is known to weigh at most ``MAX_SIZE`` (else LimitExceeded)."""
+    try:
+        weight(value)
+    except LimitExceeded:
+        raise LimitExceeded(f"{what} is longer than {MAX_SIZE} (counting nested elements)") from None
+    return value
 
 
 def checked_binop(symbol: str, left: Any, right: Any) -> Any:
@@ -157,10 +204,16 @@ def checked_binop(symbol: str, left: Any, right: Any) -> Any:
             raise LimitExceeded(f"{left} ** {right} is too large")
     elif symbol == "*":
         count, seq = (right, left) if _is_int(right) else (left, right)
-        if _is_int(count) and _size_of(seq) * max(count, 0) > MAX_SIZE:
-            raise LimitExceeded(f"repetition result is longer than {MAX_SIZE}")
-    elif symbol == "+" and _size_of(left) + _size_of(right) > MAX_SIZE:
-        raise LimitExceeded(f"concatenation result is longer than {MAX_SIZE}")
+        if _is_int(count) and isinstance(seq, str | bytes | list | tuple) and count > 0:
+            try:
+                too_long = weight(seq, MAX_SIZE // count) * count > MAX_SIZE
+            except LimitExceeded:
+                too_long = True
+            if too_long:
+                raise LimitExceeded(f"repetition result is longer than {MAX_SIZE}")
+    elif symbol == "+" and isinstance(left, str | bytes | list | tuple):
+        if weight(left) + weight(right) > MAX_SIZE:
+            raise LimitExceeded(f"concatenation result is longer than {MAX_SIZE}")
     elif symbol == "%" and isinstance(left, str | bytes):
         raise LimitExceeded("'%' string formatting is not allowed")
     result = _BINOP_BY_SYMBOL[symbol](left, right)
@@ -286,16 +339,17 @@ class _Interpreter:
         return slice(*(None if p is None else self.value_of(p) for p in parts))
 
     def _List(self, node: ast.List) -> list[Any]:
-        return [self.value_of(e) for e in node.elts]
+        return bounded([self.value_of(e) for e in node.elts], "a list literal")
 
     def _Tuple(self, node: ast.Tuple) -> tuple[Any, ...]:
-        return tuple(self.value_of(e) for e in node.elts)
+        return bounded(tuple(self.value_of(e) for e in node.elts), "a tuple literal")
 
     def _Set(self, node: ast.Set) -> set[Any]:
-        return {self.value_of(e) for e in node.elts}
+        return bounded({self.value_of(e) for e in node.elts}, "a set literal")
 
     def _Dict(self, node: ast.Dict) -> dict[Any, Any]:
-        return {self.value_of(k): self.value_of(v) for k, v in zip(node.keys, node.values, strict=True)}  # type: ignore[arg-type]
+        pairs = zip(node.keys, node.values, strict=True)
+        return bounded({self.value_of(k): self.value_of(v) for k, v in pairs}, "a dict literal")  # type: ignore[arg-type]
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
         value: Any = None

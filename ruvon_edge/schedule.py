@@ -2,9 +2,12 @@
 
 Fields take ``*``, numbers, lists (``1,15``), ranges (``9-17``) and steps
 (``*/5``, ``10-50/20``); day-of-week is 0-7 with 0 and 7 both Sunday, and
-month and day-of-week also take names (``JAN``, ``MON-FRI``). As in cron,
-when both day fields are restricted a day matches if EITHER does. Schedules
-are evaluated in UTC, at minute resolution.
+month and day-of-week also take names (``JAN``, ``MON-FRI``). As in Vixie
+cron and cronie, a day field that starts with ``*`` (``*``, ``*/14``) counts
+as unrestricted: a day must then match BOTH fields (``0 0 */14 * 3`` runs on
+Wednesdays that are the 1st, 15th or 29th), and only when both day fields are
+restricted does a day match if EITHER does. Schedules are evaluated in UTC,
+at minute resolution.
 
 Schedules come from definitions (``schedule:``) and from CRON_SCHEDULE steps,
 which register a named schedule in the store (``register``); ``serve``'s
@@ -54,8 +57,8 @@ class Cron:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]  # 0 = Sunday
-    any_day: bool
-    any_weekday: bool
+    any_day: bool  # the day-of-month field starts with "*"
+    any_weekday: bool  # the day-of-week field starts with "*"
 
     def matches(self, at: datetime) -> bool:
         """True when the minute ``at`` (UTC) is one of the schedule's slots."""
@@ -110,9 +113,8 @@ def parse(text: str) -> Cron:
     parts = [_numbered(part, i) for i, part in enumerate(parts)]
     sets = [_field(part, name, lo, hi) for part, (name, lo, hi) in zip(parts, _FIELDS, strict=True)]
     weekdays = frozenset(d % 7 for d in sets[4])
-    return Cron(
-        str(text), sets[0], sets[1], sets[2], sets[3], weekdays, parts[2] == "*", parts[4] == "*"
-    )
+    any_day, any_weekday = parts[2].startswith("*"), parts[4].startswith("*")
+    return Cron(str(text), sets[0], sets[1], sets[2], sets[3], weekdays, any_day, any_weekday)
 
 
 def _numbered(text: str, index: int) -> str:
@@ -224,6 +226,8 @@ class Scheduler:
             await self._advance(key_name, key)
             if wf is not None and wf.status == "ACTIVE":
                 started.append(str(wf.id))
+                log.info("schedule_fired", extra={"schedule": key_name, "workflow_type": workflow_type,
+                         "slot": slot.strftime("%Y-%m-%dT%H:%MZ"), "workflow_id": str(wf.id)})  # fmt: skip
         return started
 
     async def _cursor(self, workflow_type: str):

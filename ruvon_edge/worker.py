@@ -1,6 +1,8 @@
 """``ruvon-edge serve``: the long-running device worker (systemd ``Type=notify``).
 
-On start it recovers: zombies and dead workers' tasks first, then it
+On start it recovers: first, at once, what its own worker id still holds
+(the default id is stable per host and database, so that is its killed
+predecessor's work), then zombies and dead workers' tasks; then it
 resumes ACTIVE workflows that no worker was heartbeating (they stopped
 between steps) and applies finished tasks of PENDING_ASYNC workflows whose
 completion was cut off. Then, until SIGTERM/SIGINT, its main loop claims and
@@ -9,15 +11,24 @@ requeues tasks of dead workers and recovers zombies, and pings the systemd
 watchdog: the ping comes from this loop, so a wedged loop stops pinging.
 Every run here heartbeats its workflow. On stop it takes no new work and
 gives running steps ``grace_seconds`` to finish; what is still running then
-is abandoned to the store (its task is requeued after the threshold).
+is abandoned to the store (the next ``serve`` takes it back at start).
+
+It logs (JSON lines on stdout) one event per ASYNC task it ran
+(``task_finished``: outcome, duration), per workflow ending FAILED*
+(``workflow_failed``, from the engine), per schedule slot started
+(``schedule_fired``), per zombie recovered and per task requeued, and a
+warning (``no_definitions``) when it has nothing to run.
 
 One ``serve`` per database: two would both resume the same ACTIVE workflows
-at start (the row version makes one of them back off, but work is doubled).
+at start (the row version makes one of them back off, but work is doubled),
+so ``main`` holds an exclusive lock; that is also what lets a new ``serve``
+take back at once whatever its stable worker id still holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import signal
@@ -70,10 +81,16 @@ class Worker:
     async def serve(self) -> int:
         """Recover, signal READY, loop until stopped, drain, signal STOPPING; return the exit code."""
         loop = asyncio.get_running_loop()
+        await self.reclaim()
         await self.maintain()
         await self.resume_unfinished()
         _sd_notify.notify("READY=1", f"STATUS=serving as {self.worker_id}")
-        self.log(logging.INFO, "serve_ready", concurrency=self.concurrency, schedules=self.scheduler.types)
+        types = self.engine.registry.types()
+        self.log(logging.INFO, "serve_ready", concurrency=self.concurrency, definitions=len(types),
+                 schedules=self.scheduler.types)  # fmt: skip
+        if not types:
+            self.log(logging.WARNING, "no_definitions",
+                     hint="no workflow definitions loaded: give --definitions (or $RUVON_DEFINITIONS)")  # fmt: skip
         watchdog = _sd_notify.watchdog_interval()
         next_ping = next_maintenance = next_schedule = loop.time()
         maintenance_every = max(0.5, min(self.zombie_threshold / 3, 10.0))
@@ -144,30 +161,60 @@ class Worker:
         return True
 
     async def _run_task(self, task: dict[str, Any]) -> Any:
+        started = asyncio.get_running_loop().time()
         try:
-            return await self.engine.run_async_task(task)
+            ended: Any = await self.engine.run_async_task(task)
         except ConcurrentUpdateError:  # someone wrote the workflow meanwhile; the task row is final
-            return await tasks.reconcile(self.engine, await self.engine._load(task["workflow_id"]))
+            ended = await tasks.reconcile(self.engine, await self.engine._load(task["workflow_id"]))
+        duration_ms = round((asyncio.get_running_loop().time() - started) * 1000, 3)
+        await self._guard("task_log", self._task_ended(task, duration_ms))
+        return ended
+
+    async def _task_ended(self, task: dict[str, Any], duration_ms: float) -> None:
+        """One line per ASYNC task a run here ended: its outcome as the task row records it."""
+        final = await self.engine.persistence.get_task(task["task_id"])
+        level = logging.INFO if final["status"] == "COMPLETED" else logging.WARNING
+        self.log(level, "task_finished", task_id=task["task_id"], workflow_id=task["workflow_id"],
+                 step=task.get("step_name"), outcome=final["status"], error=final.get("error"),
+                 attempt=final.get("attempts"), duration_ms=duration_ms)  # fmt: skip
 
     async def maintain(self) -> None:
         """Requeue dead workers' tasks (fail those out of attempts) and recover zombie workflows."""
         persistence = self.engine.persistence
-        for task in await persistence.requeue_stale_tasks(self.zombie_threshold):  # type: ignore[arg-type]
+        threshold = self.zombie_threshold
+        lost = await persistence.requeue_stale_tasks(threshold)  # type: ignore[arg-type]
+        await self._recover(lost, await persistence.scan_stale_heartbeats(threshold))  # type: ignore[arg-type]
+
+    async def reclaim(self) -> None:
+        """At start, take back at once what this worker id still holds: its predecessor is gone.
+
+        The default worker id is stable per host and database, and one ``serve``
+        runs per database, so a restart need not wait out the zombie threshold.
+        """
+        persistence = self.engine.persistence
+        try:
+            lost = await persistence.requeue_worker_tasks(self.worker_id)
+        except NotImplementedError:  # this store only knows stale heartbeats
+            lost = []
+        beats = [b for b in await persistence.scan_stale_heartbeats(0) if b["worker_id"] == self.worker_id]
+        await self._recover(lost, beats, predecessor=True)
+
+    async def _recover(self, lost: list[dict], beats: list[dict], predecessor: bool = False) -> None:
+        for task in lost:
             self.log(logging.WARNING, "task_requeued" if task["status"] == "QUEUED" else "task_abandoned",
-                             task_id=task["task_id"], attempts=task.get("attempts"))  # fmt: skip
+                     task_id=task["task_id"], workflow_id=task["workflow_id"], attempts=task.get("attempts"),
+                     predecessor=predecessor)  # fmt: skip
             if task["status"] != "QUEUED":
                 self.spawn(task["workflow_id"], self.engine.complete_async_task(task["task_id"]))
         busy = set(self.jobs.values())
-        stale = [
-            b
-            for b in await persistence.scan_stale_heartbeats(self.zombie_threshold)  # type: ignore[arg-type]
-            if b["workflow_id"] not in busy
-        ]
+        stale = {b["workflow_id"]: b for b in beats if b["workflow_id"] not in busy}
         if stale:
-            outcome = await zombies.recover(self.engine, stale, resume=self._resume)
+            outcome = await zombies.recover(self.engine, list(stale.values()), resume=self._resume)
             for wid, what in outcome.items():
                 if what != "task":
-                    self.log(logging.WARNING, "zombie_recovered", workflow_id=wid, action=what)
+                    self.log(logging.WARNING, "zombie_recovered", workflow_id=wid, action=what,
+                             last_heartbeat=stale[wid].get("last_heartbeat"),
+                             previous_worker=stale[wid].get("worker_id"))  # fmt: skip
 
     async def _resume(self, wid: str) -> None:
         self.spawn(wid, self.engine.run(wid))
@@ -254,9 +301,13 @@ async def serve(
     return await worker.serve()
 
 
-def default_worker_id() -> str:
-    """``host:pid``: unique per process on a device, readable in logs and heartbeats."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def default_worker_id(db: str | None = None) -> str:
+    """``host:db-hash`` for a database file: the same after a restart, so the new ``serve`` takes
+    back its predecessor's work at once; ``host:pid`` without one."""
+    if db is None or db == ":memory:":
+        return f"{socket.gethostname()}:{os.getpid()}"
+    digest = hashlib.sha256(os.path.realpath(db).encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}:{digest}"
 
 
 # -- command line ------------------------------------------------------------------------
@@ -301,7 +352,7 @@ def main(settings: Any, registry: Any) -> int:
     releases it when its holder dies, even by kill -9.
     """
     configure_json_logs()
-    options = options_from_env()
+    options = {"worker_id": default_worker_id(settings.db), **options_from_env()}
     if settings.db == ":memory:":
         return asyncio.run(_main(settings.db, registry, options))
     lock = Path(f"{settings.db}.serve.lock")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from ruvon_edge.clock import now_iso as now_iso  # the engine's clock
 
 WORKFLOW_STARTED = "WORKFLOW_STARTED"
 STEP_COMPLETED = "STEP_COMPLETED"
@@ -20,11 +21,6 @@ WORKFLOW_ROLLED_BACK = "WORKFLOW_ROLLED_BACK"
 SAGA_MODE_ENABLED = "SAGA_MODE_ENABLED"
 LOOP_LIMIT_REACHED = "LOOP_LIMIT_REACHED"
 STEPS_INJECTED = "STEPS_INJECTED"
-
-
-def now_iso() -> str:
-    """Current UTC time as ISO-8601 with microseconds."""
-    return datetime.now(UTC).isoformat()
 
 
 def event(

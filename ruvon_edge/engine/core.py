@@ -89,7 +89,7 @@ class Engine:
 
     def view(self, row: dict[str, Any]) -> Workflow:
         """Wrap a row for callers."""
-        return Workflow(self, row, self.snapshots.state_of(row))
+        return Workflow(self, row)
 
     # -- starting --------------------------------------------------------------------------
     async def start_workflow(

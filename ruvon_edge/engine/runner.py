@@ -13,6 +13,7 @@ import copy
 import logging
 import time
 from contextvars import ContextVar
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -50,8 +51,15 @@ class Runner:
     def __init__(self, engine: Engine, row: dict[str, Any]) -> None:
         self.engine = engine
         self.row = row
-        self.definition: WorkflowDefinition = engine.snapshots.definition_of(row)
-        self.state_model: type[BaseModel] = engine.registry.state_model(self.definition)
+
+    # Resolved on first use: a status change (cancel) commits without importing user code.
+    @cached_property
+    def definition(self) -> WorkflowDefinition:
+        return self.engine.snapshots.definition_of(self.row)
+
+    @cached_property
+    def state_model(self) -> type[BaseModel]:
+        return self.engine.registry.state_model(self.definition)
 
     # -- driving -----------------------------------------------------------------------
     async def run(
@@ -131,7 +139,8 @@ class Runner:
                 )
                 next_step = self._next_step(step, outcome, new_state, injected)
         except (Exception, WorkflowDirective) as exc:  # a step's failure is data, not a crash
-            await self.fail(row, step, old_status, exc)
+            duration_ms = (time.perf_counter() - started) * 1000
+            await self.fail(row, step, old_status, exc, duration_ms)
             return None
         duration_ms = (time.perf_counter() - started) * 1000
         events: list[dict[str, Any]] = []
@@ -222,7 +231,12 @@ class Runner:
             )
 
     async def fail(
-        self, row: dict[str, Any], step: StepDefinition, old_status: str, exc: BaseException
+        self,
+        row: dict[str, Any],
+        step: StepDefinition,
+        old_status: str,
+        exc: BaseException,
+        duration_ms: float | None = None,
     ) -> None:
         """Record a step's failure; in saga mode start compensating, else end FAILED.
 
@@ -232,7 +246,10 @@ class Runner:
         error = f"step {step.name!r} failed: {describe(exc)}"
         final = getattr(exc, "workflow_status", None) or S.FAILED
         row["error"] = error
-        events = [audit.event(audit.STEP_FAILED, step.name, old_status, None, error=error)]
+        timing = {} if duration_ms is None else {"duration_ms": round(duration_ms, 3)}
+        events = [
+            audit.event(audit.STEP_FAILED, step.name, old_status, None, error=error, **timing)
+        ]
         if self.definition.saga_mode or row["context"].get("saga_mode"):
             row["status"] = S.ACTIVE
             row["context"]["compensating"] = True

@@ -15,13 +15,20 @@ if TYPE_CHECKING:
 class Workflow:
     """A snapshot of a workflow instance as last committed."""
 
-    __slots__ = ("_engine", "_row", "_saga_requested", "state")
+    __slots__ = ("_engine", "_row", "_saga_requested", "_state")
 
-    def __init__(self, engine: Engine, row: dict[str, Any], state: BaseModel) -> None:
+    def __init__(self, engine: Engine, row: dict[str, Any], state: BaseModel | None = None) -> None:
         self._engine = engine
         self._row = row
         self._saga_requested = False
-        self.state = state
+        self._state = state
+
+    @property
+    def state(self) -> BaseModel:
+        """The state as its model; built on first use, so a view needs no user code until then."""
+        if self._state is None:
+            self._state = self._engine.snapshots.state_of(self._row)
+        return self._state
 
     @property
     def id(self) -> UUID:
@@ -95,7 +102,7 @@ class Workflow:
         self._saga_requested = False
 
     def _take(self, other: Workflow) -> None:
-        self._row, self.state = other._row, other.state
+        self._row, self._state = other._row, other._state
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict of the instance (state dumped)."""

@@ -301,6 +301,13 @@ class PersistenceProvider(ABC):
         """Requeue RUNNING tasks whose worker went silent; fail those out of attempts. Return them."""
         raise NotImplementedError(f"{type(self).__name__} has no task queue")
 
+    async def requeue_worker_tasks(self, worker_id: str) -> list[dict]:
+        """Requeue (or fail, out of attempts) every RUNNING task of ``worker_id`` at once. Return them.
+
+        For a worker restarted under the same id: its predecessor is known to be gone.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot requeue by worker")
+
     # -- edge-only: sync (reference names, plus keyword-only companions) ----------
     async def get_pending_sync_workflows(self, limit: int, *, after_seq: int = 0) -> list[WorkflowRecord]:
         """Terminal, unsynced, unquarantined workflows with ``sync_seq > after_seq``, oldest first."""

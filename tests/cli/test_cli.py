@@ -191,7 +191,8 @@ def test_list_filters_by_status_and_type(tmp_path):
     assert len(orders) == 2 and {w["status"] for w in orders} == {"COMPLETED"}
     assert len(as_json(cli(tmp_path, "list", "--limit", "1", "--json"))) == 1
     table = cli(tmp_path, "list").stdout.splitlines()
-    assert table[0].split() == ["ID", "TYPE", "STATUS", "STEP", "UPDATED"] and len(table) == 4
+    assert table[0].split() == ["ID", "TYPE", "STATUS", "STEP", "UPDATED"] and len(table) == 5
+    assert table[-1] == "1-3 of 3 workflow(s)"
     assert cli(tmp_path, "list", "--type", "Nothing").stdout.strip() == "no workflows"
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,69 @@ async def test_lost_cursor_still_runs_slot_once(tmp_path):
 
     runs = await serve_once(db, clock, cursor_moved)
     assert [w.idempotency_key for w in runs] == ["schedule:Tick:2024-03-01T10:05Z"]
+
+
+def test_a_day_field_starting_with_star_is_unrestricted_like_vixie_cron():
+    """`0 0 */14 * 3` runs only on Wednesdays that are the 1st, 15th or 29th (both day fields must match)."""
+    cron = parse("0 0 */14 * 3")
+    slot, slots = at("2026-01-01T00:00:00"), []
+    while (slot := cron.next(slot)) is not None and slot.year < 2030:
+        slots.append(slot)
+    assert slots and all(s.isoweekday() == 3 and s.day in (1, 15, 29) for s in slots)
+    both_restricted = parse("0 0 1,15 * 3")  # either field matching is enough
+    assert both_restricted.matches(at("2026-01-07T00:00:00"))
+    assert not cron.matches(at("2026-01-07T00:00:00"))
+
+
+def _random_field(rng, lo: int, hi: int) -> str:
+    def item() -> str:
+        a, b = sorted(rng.sample(range(lo, hi + 1), 2))
+        return rng.choice(
+            [
+                "*",
+                f"*/{rng.randint(2, min(15, hi))}",
+                str(a),
+                f"{a}-{b}",
+                f"{a}-{b}/{rng.randint(2, 6)}",
+            ]
+        )
+
+    first = item()
+    more = (
+        []
+        if first.startswith("*") or rng.random() < 0.6
+        else [item() for _ in range(rng.randint(1, 2))]
+    )
+    return ",".join([first, *(m for m in more if not m.startswith("*"))])
+
+
+def test_schedules_agree_with_cronsim_on_random_expressions():
+    """400 random expressions (fixed seed): the next five slots and the previous three equal cronsim's."""
+    import cronsim
+
+    rng = random.Random(20261201)
+    start = at("2026-03-14T09:26:00")
+    compared = 0
+    for _ in range(400):
+        text = " ".join(
+            _random_field(rng, lo, hi) for lo, hi in ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+        )
+        try:
+            oracle_next = cronsim.CronSim(text, start)
+            oracle_previous = cronsim.CronSim(text, start, reverse=True)
+        except cronsim.CronSimError:  # a day that never exists (31 February): no slot either way
+            assert parse(text).next(start) is None, text
+            continue
+        cron, ours, slot = parse(text), [], start
+        for _ in range(5):
+            slot = cron.next(slot)
+            ours.append(slot)
+        assert ours == [next(oracle_next) for _ in range(5)], text
+        mine, slot = [], start - timedelta(minutes=1)
+        for _ in range(3):
+            slot = cron.previous(slot)
+            mine.append(slot)
+            slot -= timedelta(minutes=1)
+        assert mine == [next(oracle_previous) for _ in range(3)], text
+        compared += 1
+    assert compared > 350

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -23,11 +24,12 @@ SERVE = [sys.executable, "-m", "ruvon_edge.cli", "serve"]
 
 
 def serve_process(
-    db: Path, definitions: Path, env: dict[str, str] | None = None
+    db: Path, definitions: Path | None, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     """Start `ruvon-edge serve` on ``db`` (fixtures importable); stdout and stderr go to ``db``.out / .err."""
-    args = [*SERVE, "--db", str(db), "--definitions", str(definitions), "--allow-module", "worker_app",
-            "--module-path", str(FIXTURES)]  # fmt: skip
+    args = [*SERVE, "--db", str(db), "--allow-module", "worker_app", "--module-path", str(FIXTURES)]
+    if definitions is not None:
+        args += ["--definitions", str(definitions)]
     full_env = {
         k: v
         for k, v in os.environ.items()
@@ -83,18 +85,20 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05) -> bool
 JOBS = FIXTURES / "jobs.yaml"
 
 
-def pending_jobs(db: Path, states: list[dict]) -> list[str]:
-    """Start Job workflows and run each to PENDING_ASYNC (its task queued); return their ids."""
+def pending_jobs(
+    db: Path, states: list[dict], definitions: Path | None = None, workflow_type: str = "Job"
+) -> list[str]:
+    """Start workflows (Job by default) and run each to PENDING_ASYNC (its task queued); return their ids."""
     from ruvon_edge import WorkflowEngine, WorkflowRegistry
     from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 
     async def go() -> list[str]:
         registry = WorkflowRegistry(allowed_modules=["worker_app"])
-        registry.register_file(JOBS)
+        registry.register_file(definitions or JOBS)
         async with WorkflowEngine(SQLitePersistenceProvider(str(db)), registry) as engine:
             ids = []
             for state in states:
-                wf = await engine.run((await engine.start_workflow("Job", state)).id)
+                wf = await engine.run((await engine.start_workflow(workflow_type, state)).id)
                 assert wf.status == "PENDING_ASYNC"
                 ids.append(str(wf.id))
             return ids
@@ -109,3 +113,20 @@ def statuses(db: Path) -> dict[str, tuple[str, dict]]:
             r[0]: (r[1], json.loads(r[2]))
             for r in conn.execute("SELECT id, status, state FROM workflows")
         }
+
+
+def log_events(db: Path) -> list[dict]:
+    """The JSON log lines `serve` wrote to ``db``.out (every line must be JSON)."""
+    return [json.loads(line) for line in db.with_suffix(".out").read_text().splitlines() if line.strip()]
+
+
+def stop(proc: subprocess.Popen) -> int:
+    """SIGTERM the process (kill it if it does not stop); return its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

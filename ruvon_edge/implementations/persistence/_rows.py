@@ -9,10 +9,13 @@ and the store-owned keys (``version``, ``sync_seq``, ``created_at``,
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+from ruvon_edge.clock import format_utc
+from ruvon_edge.clock import iso_ago as iso_ago  # the stores' clock
+from ruvon_edge.clock import now_iso as now_iso
 from ruvon_edge.ids import time_ordered_id
 from ruvon_edge.providers.persistence import AuditLogRecord, CorruptRecordError
 from ruvon_edge.status import TERMINAL
@@ -31,16 +34,6 @@ TASK_STATUSES = frozenset({"QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLE
 FINISHED_TASK_STATUSES = ("COMPLETED", "FAILED", "CANCELLED")
 DEFAULT_MAX_ATTEMPTS = 3
 WORKER_DIED = "worker died"
-
-
-def now_iso() -> str:
-    """Return the current UTC time as ISO-8601 with microseconds and ``Z`` (sorts as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def iso_ago(seconds: float) -> str:
-    """Return the UTC time ``seconds`` ago, in the same sortable format as ``now_iso``."""
-    return (datetime.now(UTC) - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _json_default(value: Any) -> Any:
@@ -65,10 +58,7 @@ def loads(text: str | None) -> Any:
 
 
 def _timestamp(value: Any) -> str | None:
-    if isinstance(value, datetime):
-        value = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return value
+    return format_utc(value) if isinstance(value, datetime) else value
 
 
 def shape_workflow(

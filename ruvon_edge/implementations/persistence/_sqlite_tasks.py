@@ -80,15 +80,23 @@ def cancel_task(conn: sqlite3.Connection, task_id: str) -> bool:
 
 def requeue_stale_tasks(conn: sqlite3.Connection, threshold_seconds: float) -> list[dict]:
     """Requeue RUNNING tasks with a stale heartbeat, or fail them when out of attempts."""
-    now, cutoff = _rows.now_iso(), _rows.iso_ago(threshold_seconds)
-    stale = "status = 'RUNNING' AND heartbeat_at < ?"
+    return _requeue(conn, "heartbeat_at < ?", _rows.iso_ago(threshold_seconds))
+
+
+def requeue_worker_tasks(conn: sqlite3.Connection, worker_id: str) -> list[dict]:
+    """Requeue (or fail, when out of attempts) every RUNNING task of ``worker_id``, whatever its heartbeat."""
+    return _requeue(conn, "worker_id = ?", worker_id)
+
+
+def _requeue(conn: sqlite3.Connection, which: str, value: str) -> list[dict]:
+    now, lost = _rows.now_iso(), f"status = 'RUNNING' AND {which}"
     failed = conn.execute(
-        f"UPDATE tasks SET status = 'FAILED', error = ?, updated_at = ? WHERE {stale} AND attempts >= max_attempts "
+        f"UPDATE tasks SET status = 'FAILED', error = ?, updated_at = ? WHERE {lost} AND attempts >= max_attempts "
         "RETURNING *",
-        (_rows.WORKER_DIED, now, cutoff),
+        (_rows.WORKER_DIED, now, value),
     ).fetchall()
     requeued = conn.execute(
-        f"UPDATE tasks SET status = 'QUEUED', worker_id = NULL, updated_at = ? WHERE {stale} RETURNING *",
-        (now, cutoff),
+        f"UPDATE tasks SET status = 'QUEUED', worker_id = NULL, updated_at = ? WHERE {lost} RETURNING *",
+        (now, value),
     ).fetchall()
     return [_rows.decode_task(dict(r)) for r in (*failed, *requeued)]

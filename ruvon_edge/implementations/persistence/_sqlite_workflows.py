@@ -136,19 +136,42 @@ def load_workflow(conn: sqlite3.Connection, wid: str) -> dict:
 def list_workflows(conn: sqlite3.Connection, status: str | None, workflow_type: str | None,
                    limit: int, offset: int) -> list[dict]:  # fmt: skip
     """Newest first (ties: newest inserted first), through the matching created_at index."""
-    where, params = [], []
-    if status is not None:
-        where.append("status = ?")
-        params.append(str(status))
-    if workflow_type is not None:
-        where.append("workflow_type = ?")
-        params.append(workflow_type)
+    statuses = () if status is None else (str(status),)
+    return search_workflows(conn, statuses, workflow_type, None, None, limit, offset)[0]
+
+
+def search_workflows(conn: sqlite3.Connection, statuses: tuple[str, ...], workflow_type: str | None,
+                     since: str | None, until: str | None, limit: int, offset: int,
+                     count: bool = False) -> tuple[list[dict], int | None]:  # fmt: skip
+    """One page, newest first, of the workflows in any of ``statuses`` created in [since, until);
+    with ``count``, also how many match in all."""
+    where: list[str] = []
+    params: list[Any] = []
+    if statuses:
+        where.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    filters = (("workflow_type = ?", workflow_type), ("created_at >= ?", since), ("created_at < ?", until))
+    for clause, value in filters:
+        if value is not None:
+            where.append(clause)
+            params.append(value)
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     sql = f"SELECT * FROM workflows {clause}ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
-    return [
-        _rows.decode_workflow_for_listing(dict(r))
-        for r in conn.execute(sql, (*params, int(limit), int(offset)))
-    ]
+    rows = conn.execute(sql, (*params, int(limit), int(offset))).fetchall()
+    total = None
+    if count:
+        total = conn.execute(f"SELECT count(*) FROM workflows {clause}", params).fetchone()[0]
+    return [_rows.decode_workflow_for_listing(dict(r)) for r in rows], total
+
+
+def ids_with_prefix(conn: sqlite3.Connection, prefix: str, limit: int) -> list[str]:
+    """Up to ``limit`` workflow ids that start with ``prefix`` (a range scan of the primary key)."""
+    upper = prefix + "\uffff"
+    rows = conn.execute(
+        "SELECT id FROM workflows WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+        (prefix, upper, limit),
+    )
+    return [r[0] for r in rows]
 
 
 def log_execution(conn: sqlite3.Connection, wid: str, log: dict) -> None:

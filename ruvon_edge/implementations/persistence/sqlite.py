@@ -250,6 +250,28 @@ class SQLitePersistenceProvider(PersistenceProvider):
     ) -> list[dict]:
         return await self._read(wf_sql.list_workflows, status, workflow_type, limit, offset)
 
+    async def search_workflows(
+        self, statuses: tuple[str, ...] = (), workflow_type: str | None = None, since: str | None = None,
+        until: str | None = None, limit: int = 20, offset: int = 0,
+    ) -> tuple[list[dict], int]:  # fmt: skip
+        """``list_workflows`` with several statuses and a ``created_at`` window [since, until), and the
+        total that match; timestamps in ``ruvon_edge.clock``'s format."""
+        rows, total = await self._read(
+            wf_sql.search_workflows,
+            tuple(statuses),
+            workflow_type,
+            since,
+            until,
+            limit,
+            offset,
+            True,
+        )
+        return rows, int(total or 0)
+
+    async def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` workflow ids starting with ``prefix`` (ids are lower-case UUID text)."""
+        return await self._read(wf_sql.ids_with_prefix, prefix.lower(), limit)
+
     async def commit(self, transitions: list[Transition]) -> list[int]:
         return await self._write(wf_sql.commit, transitions)
 
@@ -304,6 +326,9 @@ class SQLitePersistenceProvider(PersistenceProvider):
 
     async def requeue_stale_tasks(self, stale_threshold_seconds: int) -> list[dict]:
         return await self._write(task_sql.requeue_stale_tasks, stale_threshold_seconds)
+
+    async def requeue_worker_tasks(self, worker_id: str) -> list[dict]:
+        return await self._write(task_sql.requeue_worker_tasks, worker_id)
 
     # -- edge sync -----------------------------------------------------------------
     async def get_pending_sync_workflows(

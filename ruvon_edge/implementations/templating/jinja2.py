@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +28,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel
 
 from ruvon_edge.errors import TemplateError
-from ruvon_edge.expressions import MAX_SIZE, LimitExceeded, checked_binop
+from ruvon_edge.expressions import MAX_SIZE, LimitExceeded, bounded, checked_binop
 from ruvon_edge.providers.template_engine import TemplateEngine
 
 MAX_RANGE_ITEMS = 100_000  # range() items per render, across all loops
@@ -41,6 +41,7 @@ _LOADER_TAGS = (
     (jinja2.nodes.FromImport, "from ... import"),
     (jinja2.nodes.Extends, "extends"),
 )
+_TICKING = "ruvon_deadline_checked"  # the filter every {% for %} iterates through
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
@@ -80,6 +81,13 @@ def _printable_size(value: Any, limit: int = MAX_SIZE) -> int:
         if total > limit:
             raise LimitExceeded(f"value is larger than {limit} characters")
     return total
+
+
+def _ticking(items: Iterable[Any]) -> Iterator[Any]:
+    """A loop's items, checking the render deadline before each one (an empty body still ticks)."""
+    for item in items:
+        _tick()
+        yield item
 
 
 def _bounded_range(*args: int) -> range:
@@ -123,7 +131,8 @@ def _check_join(items: Any, sep: Any) -> None:
 
 
 class _BoundedCodeGenerator(CodeGenerator):
-    """Routes ``~`` concatenation through the environment so its size is checked."""
+    """Routes ``~`` concatenation and list, tuple and dict literals through the environment,
+    so the size of what they build is checked (``{% set x = [x, x] %}`` doubles it)."""
 
     def visit_Concat(self, node: jinja2.nodes.Concat, frame: Any) -> None:
         self.write("environment.bounded_concat((")
@@ -131,6 +140,23 @@ class _BoundedCodeGenerator(CodeGenerator):
             self.visit(arg, frame)
             self.write(", ")
         self.write("))")
+
+    def _bounded(self, visit: Callable[..., None], node: Any, frame: Any) -> None:
+        self.write("environment.bounded_literal(")
+        visit(self, node, frame)
+        self.write(")")
+
+    def visit_List(self, node: jinja2.nodes.List, frame: Any) -> None:
+        self._bounded(CodeGenerator.visit_List, node, frame)
+
+    def visit_Dict(self, node: jinja2.nodes.Dict, frame: Any) -> None:
+        self._bounded(CodeGenerator.visit_Dict, node, frame)
+
+    def visit_Tuple(self, node: jinja2.nodes.Tuple, frame: Any) -> None:
+        if node.ctx != "load":  # an assignment target (``{% for a, b in ... %}``)
+            CodeGenerator.visit_Tuple(self, node, frame)
+        else:
+            self._bounded(CodeGenerator.visit_Tuple, node, frame)
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -151,6 +177,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         self.globals["range"] = _bounded_range
         for name in list(self.filters):
             self.filters[name] = _guard_filter(name, self.filters[name])
+        self.filters[_TICKING] = _ticking
 
     def compile_checked(self, source: str) -> jinja2.Template:
         """Compile ``source``, refusing tags that need a loader (there is none, on purpose)."""
@@ -158,6 +185,10 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         for node_type, tag in _LOADER_TAGS:
             if tree.find(node_type) is not None:
                 raise TemplateError(f"{{% {tag} %}} is not available in templates (no loader)")
+        for loop in tree.find_all(jinja2.nodes.For):  # every iteration checks the deadline
+            loop.iter = jinja2.nodes.Filter(
+                loop.iter, _TICKING, [], [], None, None, lineno=loop.lineno
+            )
         return self.from_string(tree)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
@@ -176,6 +207,10 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         parts = tuple(parts)
         _printable_size(parts)
         return "".join(str(p) for p in parts)
+
+    def bounded_literal(self, value: Any) -> Any:
+        _tick()
+        return bounded(value, "a literal")
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         _tick()
