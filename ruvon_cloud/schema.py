@@ -53,6 +53,12 @@ AUDIT_FIELDS = (
     "audit_id", "workflow_id", "event_type", "step_name", "old_status", "new_status", "details",
     "recorded_at",
 )  # fmt: skip
+DEVICE_COLS = (
+    "device_id", "registered_at", "first_seen_at", "last_seen_at", "last_batch_id", "last_batch_at",
+    "workflows", "audit_logs", "conflicts", "agent_version", "backlog", "oldest_pending_age_s",
+    "quarantined", "last_error", "clock_offset_s", "health_at", "last_refusal_at",
+    "last_refusal_status", "last_refusal_reason", "last_refusal_key_id",
+)  # fmt: skip
 WF_COLS = "device_id, " + ", ".join(WF_FIELDS) + ", batch_id, received_at, content_sha256"
 AUDIT_COLS = "device_id, " + ", ".join(AUDIT_FIELDS) + ", batch_id, received_at"
 

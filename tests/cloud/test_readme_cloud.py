@@ -23,7 +23,7 @@ def readme_block(heading: str) -> list[str]:
 
 
 def test_the_readme_receiver_setup_runs_verbatim(tmp_path):
-    """Every line but `pip install` runs as written, in a private mount (and network) namespace, from a working directory that is not /.
+    """Every line but `pip install` runs as written, in private mount, PID (and network) namespaces, from a working directory that is not /.
 
     /var/lib is a fresh tmpfs inside the namespace, so the host's is never touched.
     """
@@ -44,7 +44,8 @@ def test_the_readme_receiver_setup_runs_verbatim(tmp_path):
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("RUVON_CLOUD_STORE", None)
     env.pop("RUVON_CLOUD_MASTER_KEY_FILE", None)
-    run = subprocess.run(["unshare", "-m" + ("n" if netns else ""), "sh", "-c", script],
+    # a PID namespace too (-pf): whatever the block leaves running dies with the shell
+    run = subprocess.run(["unshare", "-mpf" + ("n" if netns else ""), "sh", "-c", script],
                          capture_output=True, text=True, timeout=180, env=env)  # fmt: skip
     if run.returncode != 0 and "unshare failed" in run.stderr:
         reason = f"cannot make a private mount namespace here: {run.stderr.strip()}"

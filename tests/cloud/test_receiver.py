@@ -33,7 +33,7 @@ def _post(
         key_id or rx.key_id, secret or rx.secret, PATH, body, batch_id, now=now
     )
     headers.update(extra or {})
-    return httpx.post(rx.url + PATH, content=body, headers=headers)
+    return httpx.post(rx.url + PATH, content=body, headers=headers, timeout=60)
 
 
 @pytest.fixture
@@ -80,20 +80,22 @@ def test_replay_tamper_stale_and_unknown_key_are_refused_and_store_nothing(rx):
     """A replayed request, a tampered body, a stale timestamp, a wrong secret or unknown key get 401; nothing is stored."""
     batch_id, body = _body([_workflow()])
     headers = protocol.signed_headers(rx.key_id, rx.secret, PATH, body, batch_id)
-    assert httpx.post(rx.url + PATH, content=body, headers=headers).status_code == 200
-    replay = httpx.post(rx.url + PATH, content=body, headers=headers)
+    assert httpx.post(rx.url + PATH, content=body, headers=headers, timeout=60).status_code == 200
+    replay = httpx.post(rx.url + PATH, content=body, headers=headers, timeout=60)
     assert replay.status_code == 401 and "replay" in replay.json()["error"]
 
     batch_id, body = _body([_workflow()])
     headers = protocol.signed_headers(rx.key_id, rx.secret, PATH, body, batch_id)
     tampered = body.replace(b'"amount": 5', b'"amount": 9')
-    assert httpx.post(rx.url + PATH, content=tampered, headers=headers).status_code == 401
+    assert (
+        httpx.post(rx.url + PATH, content=tampered, headers=headers, timeout=60).status_code == 401
+    )
     # The timestamp travels in whole seconds: 302 s keeps clear of the ±300 s edge.
     assert _post(rx, body, batch_id, now=time.time() - 302).status_code == 401
     assert _post(rx, body, batch_id, now=time.time() + 302).status_code == 401
     assert _post(rx, body, batch_id, secret="0" * 64).status_code == 401
     assert _post(rx, body, batch_id, key_id="rk_unknown").status_code == 401
-    assert httpx.post(rx.url + PATH, content=body).status_code == 401
+    assert httpx.post(rx.url + PATH, content=body, timeout=60).status_code == 401
     assert len(rx.rows("workflows")) == 1
 
 
@@ -102,7 +104,7 @@ def test_a_key_of_one_device_cannot_post_for_another(rx):
     other = "/v1/devices/pos-99/batches"
     batch_id, body = _body([_workflow()])
     headers = protocol.signed_headers(rx.key_id, rx.secret, other, body, batch_id)
-    assert httpx.post(rx.url + other, content=body, headers=headers).status_code == 403
+    assert httpx.post(rx.url + other, content=body, headers=headers, timeout=60).status_code == 403
     assert rx.rows("workflows") == []
 
 
@@ -202,10 +204,10 @@ def test_batch_health_and_heartbeat_reach_the_registry(rx):
     beat = json.dumps({"agent": {"version": "0.2.0", "backlog": 0, "clock_offset_s": 0.2},
                        "sent_at": "2026-01-01T00:00:00Z"}).encode()  # fmt: skip
     headers = protocol.signed_headers(rx.key_id, rx.secret, path, beat, "hb-1")
-    r = httpx.post(rx.url + path, content=beat, headers=headers)
+    r = httpx.post(rx.url + path, content=beat, headers=headers, timeout=60)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
     device = _registry(rx)["device"]
     assert (device["backlog"], device["clock_offset_s"], device["workflows"]) == (0, 0.2, 1)
     junk = b'{"sent_at": "x"}'
     headers = protocol.signed_headers(rx.key_id, rx.secret, path, junk, "hb-2")
-    assert httpx.post(rx.url + path, content=junk, headers=headers).status_code == 400
+    assert httpx.post(rx.url + path, content=junk, headers=headers, timeout=60).status_code == 400
