@@ -84,18 +84,26 @@ async def test_full_disk_sync_delivers_and_deletes_then_the_engine_accepts_work_
     assert len(stored(db)) == len(left) + 1
 
 
-async def test_opening_a_current_database_on_a_full_disk_writes_nothing(full_disk):
-    """With the disk full, list (read-only) and the read-write open of a current database succeed and change no byte."""
+async def test_opening_a_current_database_on_a_full_disk_writes_nothing(full_disk, caplog):
+    """On a full disk list and the read-write open succeed and change no byte; refusals are counted and logged once."""
     db = full_disk / "edge.db"
     accepted, _ = await fill_until_refused(db)
+    caplog.clear()
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     listed = edge("list", "--db", str(db), "--limit", "100000", "--json")
     assert listed.returncode == 0, listed.stderr
     async with payments_engine(db) as engine:
         assert len(await engine.list_workflows(limit=100_000)) == len(accepted)
-        with pytest.raises(DiskFullError, match="^disk full:"):
-            await engine.start_workflow("Payment", {"amount": 1, "note": "y" * 1500})
-        assert engine.persistence.disk_full_refusals == 1
+        for _ in range(3):
+            with pytest.raises(DiskFullError, match="^disk full:"):
+                await engine.start_workflow("Payment", {"amount": 1, "note": "y" * 1500})
+        assert engine.persistence.disk_full_refusals == 3
+    refusing = [
+        r for r in caplog.records if r.getMessage().startswith("disk full: refusing writes")
+    ]
+    assert (
+        len(refusing) == 1 and refusing[0].levelname == "WARNING"
+    )  # one line, not one per attempt
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
 
 
