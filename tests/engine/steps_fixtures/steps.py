@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -41,6 +42,15 @@ def fail_on_three(state, context, item, index):
     if item == 3 and not Path(getattr(state, "fix_file", "") or "/nonexistent").exists():
         raise ValueError(f"item {item} is cursed")
     return {"values": [item]}
+
+
+MEETING = threading.Barrier(4, timeout=30)
+"""Four fan-out tasks meet here: only tasks that run at the same time can all arrive."""
+
+
+def meet(state, context, item, index):
+    MEETING.wait()
+    return {"met": [index]}
 
 
 def sleepy(state, context, item, index):
