@@ -85,7 +85,14 @@ async def _cycle(
 ) -> CycleReport:
     with SyncLock(agent.settings.lock_path):
         report = await agent.drain()
-    log.info("cycle_finished", **{k: v for k, v in _summary(report).items() if k != "errors"})
+    fields = {k: v for k, v in _summary(report).items() if k != "errors"}
+    if not report.ok:
+        log.warning("cycle_failed", error=report.errors[-1], reason=report.reason,
+                    http_status=report.http_status, attempts=report.attempts, **fields)  # fmt: skip
+    elif report.idle:
+        log.debug("cycle_finished", **fields)
+    else:
+        log.info("cycle_finished", **fields)
     if metrics:
         status.write_metrics(metrics, await status.collect(provider))
     return report
@@ -107,8 +114,6 @@ async def _once(settings: SyncSettings, as_json: bool) -> int:
             f"synced {report.deleted} workflow(s) and {report.audit_acked} audit row(s) in {report.batches} batch(es); "
             f"quarantined {report.quarantined}" + (" (stopped early)" if report.stopped else "")
         )
-    for error in report.errors:
-        print(f"ruvon-sync: {error}", file=sys.stderr)
     return 0 if report.ok else 1
 
 

@@ -130,7 +130,10 @@ _V2_EDGE_SYNC = (
     "CREATE INDEX sync_quarantine_workflow ON sync_quarantine(workflow_id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_CORE, _V2_EDGE_SYNC)
+# The batch byte limit a too-large record exceeded: raising the limit releases it.
+_V3_QUARANTINE_LIMIT = ("ALTER TABLE sync_quarantine ADD COLUMN limit_bytes INTEGER",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_CORE, _V2_EDGE_SYNC, _V3_QUARANTINE_LIMIT)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,70 @@
+"""Field faults driven through the real `ruvon-sync` CLI (issue 8): a proxy answering 413, unreadable
+stored records, a response that trickles. Real receiver, real SQLite files, servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from sync.harness import FaultProxy, Receiver, cli_flags, local_ids, make_finished, sync_cli
+
+from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
+
+
+def events(stderr: str) -> list[dict]:
+    """Every stderr line as JSON (a line that is not JSON fails the test)."""
+    return [json.loads(line) for line in stderr.splitlines()]
+
+
+def status(db) -> dict:
+    out = sync_cli("status", "--db", str(db), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+async def test_a_proxy_413_keeps_records_pending_until_a_lowered_limit_quarantines_and_a_raised_one_releases(
+    tmp_path,
+):
+    """413 from a proxy below batch_bytes: small records arrive (batches halved), the big one stays pending and
+    `once` exits 1 with cycle_failed 413; a lowered batch_bytes quarantines it with that limit; raising the
+    limit again releases and delivers it -- nothing lost, nothing twice."""
+    db = tmp_path / "edge.db"
+    async with SQLitePersistenceProvider(db) as p:
+        small = await make_finished(p, 20, 1, state={"note": secrets.token_urlsafe(1500)})
+        (big,) = await make_finished(p, 1, 1, state={"blob": secrets.token_urlsafe(45_000)})
+    proxy_limit = {"bytes": 20_000}
+
+    def nginx(n, req):  # client_max_body_size in front of the receiver
+        if len(req.body) > proxy_limit["bytes"]:
+            return (
+                "respond",
+                413,
+                b"<html>413 Request Entity Too Large</html>",
+                {"Content-Type": "text/html"},
+            )
+        return "forward"
+
+    with Receiver(tmp_path) as rx, FaultProxy(rx.url, nginx) as proxy:
+        out = sync_cli("once", *cli_flags(db, proxy.url, rx), "--json")
+        assert out.returncode == 1, out.stderr
+        failed = [e for e in events(out.stderr) if e["event"] == "cycle_failed"]
+        assert len(failed) == 1 and failed[0]["level"] == "warning"
+        assert failed[0]["http_status"] == 413 and failed[0]["reason"] == "too_large"
+        assert big in failed[0]["error"] and "batch_bytes=1048576" in failed[0]["error"]
+        assert local_ids(db) == {big} and sorted(r[0] for r in rx.rows("workflows")) == sorted(
+            small
+        )
+        assert status(db)["quarantined"] == 0 and status(db)["backlog"] == 1
+
+        out = sync_cli("once", *cli_flags(db, proxy.url, rx, batch_bytes=40_000))
+        assert out.returncode == 0, out.stderr
+        assert status(db)["quarantined"] == 1 and local_ids(db) == {big}
+
+        proxy_limit["bytes"] = 1 << 20  # the proxy is fixed; the default limit is back
+        out = sync_cli("once", *cli_flags(db, proxy.url, rx), "--json")
+        assert out.returncode == 0, out.stderr
+        released = [e for e in events(out.stderr) if e["event"] == "quarantine_released"]
+        assert released and released[0]["ids"] == [big]
+        assert local_ids(db) == set() and status(db)["quarantined"] == 0
+        stored = rx.rows("workflows")
+        assert sorted(r[0] for r in stored) == sorted([*small, big]) and len(stored) == 21
