@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 
 from sync.harness import FaultProxy, Receiver, cli_flags, local_ids, make_finished, sync_cli
 
@@ -68,3 +69,49 @@ async def test_a_proxy_413_keeps_records_pending_until_a_lowered_limit_quarantin
         assert local_ids(db) == set() and status(db)["quarantined"] == 0
         stored = rx.rows("workflows")
         assert sorted(r[0] for r in stored) == sorted([*small, big]) and len(stored) == 21
+
+
+async def test_records_that_cannot_be_read_or_encoded_are_quarantined_and_the_rest_delivered(
+    tmp_path,
+):
+    """Stored rows written raw with sqlite3 -- a lone surrogate, JSON cut short, bytes that are not UTF-8, NaN,
+    an audit row gone bad -- are each quarantined with its reason, everything else arrives, no traceback, and
+    `status` shows the last error and the count."""
+    db = tmp_path / "edge.db"
+    async with SQLitePersistenceProvider(db) as p:
+        ids = await make_finished(p, 30, 2)
+    surrogate, cut, not_utf8, nan, bad_trail = ids[3], ids[9], ids[14], ids[20], ids[25]
+    with sqlite3.connect(db) as conn:
+        for wid, value in (
+            (surrogate, '{"note": "\\ud800"}'),
+            (cut, '{"amount": 4'),
+            (nan, '{"x": NaN}'),
+        ):
+            conn.execute("UPDATE workflows SET state = ? WHERE id = ?", (value, wid))
+        conn.execute(
+            "UPDATE workflows SET state = CAST(? AS TEXT) WHERE id = ?",
+            (b'{"n": "\xff\xfe"}', not_utf8),
+        )
+        (bad_audit,) = conn.execute(
+            "SELECT audit_id FROM audit_log WHERE workflow_id = ? ORDER BY seq LIMIT 1",
+            (bad_trail,),
+        ).fetchone()
+        conn.execute("UPDATE audit_log SET details = 'bit rot' WHERE audit_id = ?", (bad_audit,))
+    with Receiver(tmp_path) as rx:
+        out = sync_cli("once", *cli_flags(db, rx.url, rx), "--json")
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        set_aside = {
+            e["id"]: e["reason"] for e in events(out.stderr) if e["event"] == "record_quarantined"
+        }
+        assert set(set_aside) == {surrogate, cut, not_utf8, nan, bad_audit}
+        assert "surrogates not allowed" in set_aside[surrogate]
+        assert "not UTF-8" in set_aside[not_utf8] and "NaN" in set_aside[nan]
+        assert "not valid" in set_aside[cut] and "not valid" in set_aside[bad_audit]
+        good = set(ids) - {surrogate, cut, not_utf8, nan, bad_trail}
+        assert {r[0] for r in rx.rows("workflows")} == good | {bad_trail}  # its good rows went
+        assert local_ids(db) == {surrogate, cut, not_utf8, nan, bad_trail}
+    shown = status(db)
+    assert shown["quarantined"] == 5 and shown["backlog"] == 0
+    assert shown["last_error"].startswith("quarantined ")
+    human = sync_cli("status", "--db", str(db)).stdout
+    assert "quarantined:        5" in human and "last error:         quarantined" in human
