@@ -115,3 +115,20 @@ async def test_records_that_cannot_be_read_or_encoded_are_quarantined_and_the_re
     assert shown["last_error"].startswith("quarantined ")
     human = sync_cli("status", "--db", str(db)).stdout
     assert "quarantined:        5" in human and "last error:         quarantined" in human
+
+
+async def test_an_answer_trickling_one_byte_at_a_time_cannot_keep_once_running(tmp_path):
+    """Every request has an overall deadline: a 200 whose body trickles in forever ends `once` with exit 1,
+    a cycle_failed line (reason timeout, both attempts) and every record still on the device."""
+    db = tmp_path / "edge.db"
+    async with SQLitePersistenceProvider(db) as p:
+        ids = await make_finished(p, 5, 1)
+    with Receiver(tmp_path) as rx, FaultProxy(rx.url, lambda n, req: ("trickle", 0.2)) as proxy:
+        out = sync_cli("once", *cli_flags(db, proxy.url, rx, timeout=1, attempts=2), timeout=120)
+    assert out.returncode == 1, out.stderr
+    [failed] = [e for e in events(out.stderr) if e["event"] == "cycle_failed"]
+    assert failed["reason"] == "timeout" and failed["attempts"] == 2
+    assert "no complete answer" in failed["error"] and "within 1s" in failed["error"]
+    [retry] = [e for e in events(out.stderr) if e["event"] == "batch_retry"]
+    assert retry["attempt"] == 1 and retry["retry_in_s"] >= 0
+    assert local_ids(db) == set(ids) and rx.rows("workflows") == []

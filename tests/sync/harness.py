@@ -157,7 +157,8 @@ class FaultProxy:
 
     Actions: ``"forward"``; ``"forward-drop"`` (receiver commits, the answer is
     lost); ``("forward-then", fn)`` (forward, call ``fn()``, then answer);
-    ``("respond", status, body_bytes, headers)``; ``("sleep-forward", s)``.
+    ``("respond", status, body_bytes, headers)``; ``("sleep-forward", s)``;
+    ``("trickle", s)`` (a 200 whose body arrives one byte every ``s`` seconds, forever).
     """
 
     upstream: str
@@ -182,6 +183,8 @@ class FaultProxy:
                 if isinstance(action, tuple) and action[0] == "respond":
                     _, status, payload, headers = action
                     return self._answer(status, payload, headers)
+                if isinstance(action, tuple) and action[0] == "trickle":
+                    return self._trickle(action[1])
                 if isinstance(action, tuple) and action[0] == "sleep-forward":
                     time.sleep(action[1])
                 status, payload, headers = proxy.forward(req)
@@ -194,6 +197,19 @@ class FaultProxy:
                 if proxy.response_filter and status == 200:
                     payload = json.dumps(proxy.response_filter(json.loads(payload))).encode()
                 return self._answer(status, payload, headers)
+
+            def _trickle(self, every: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(1 << 30))
+                self.end_headers()
+                try:
+                    while True:  # until the client gives up and closes the connection
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:
+                    self.close_connection = True
 
             def _answer(self, status: int, payload: bytes, headers: dict) -> None:
                 self.send_response(status)
