@@ -271,10 +271,11 @@ def _row_dict(row: dict[str, Any]) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _store(settings: _cli_config.Settings):
+    """The store opened read-only: inspecting works on a read-only file and beside a busy writer."""
     from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 
     _check_db(settings.db, must_exist=True)
-    async with SQLitePersistenceProvider(settings.db) as store:
+    async with SQLitePersistenceProvider(settings.db, read_only=True) as store:
         yield store
 
 

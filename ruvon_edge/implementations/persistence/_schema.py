@@ -137,35 +137,50 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_CORE, _V2_EDGE_SYNC, _V3_QUARANTI
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def inspect(conn: sqlite3.Connection, path: str) -> int:
+    """Return the schema version found, reading only (no transaction, no pragma that writes).
+
+    Refuses a database written by a newer Ruvon Edge, and an SQLite file that
+    belongs to some other application (no user_version, but tables): both
+    before anything is written, so a refused file is left exactly as it was.
+    """
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise PersistenceError(
+            f"{path} has schema version {found}, newer than this Ruvon Edge understands "
+            f"({SCHEMA_VERSION}); upgrade ruvon-edge to open it"
+        )
+    if found == 0:
+        foreign = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        if foreign:
+            raise PersistenceError(
+                f"{path} is not a valid Ruvon Edge database: it holds other tables ({', '.join(sorted(foreign))})"
+            )
+    return found
+
+
 def migrate(conn: sqlite3.Connection, path: str) -> int:
     """Bring the schema to ``SCHEMA_VERSION`` in one transaction; return the version found.
 
-    Refuses a database written by a newer Ruvon Edge, and an SQLite file that
-    belongs to some other application (no user_version, but tables).
+    A database that is already current is only read: opening it writes
+    nothing, so it opens on a full disk.
     """
+    if inspect(conn, path) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
     conn.execute("BEGIN IMMEDIATE")
     try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found > SCHEMA_VERSION:
-            raise PersistenceError(
-                f"{path} has schema version {found}, newer than this Ruvon Edge understands "
-                f"({SCHEMA_VERSION}); upgrade ruvon-edge to open it"
-            )
-        if found == 0:
-            foreign = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                )
-            ]
-            if foreign:
-                raise PersistenceError(
-                    f"{path} is not a valid Ruvon Edge database: it holds other tables ({', '.join(sorted(foreign))})"
-                )
+        # Again, under the write lock: another process may have migrated meanwhile.
+        found = inspect(conn, path)
         for statements in MIGRATIONS[found:]:
             for sql in statements:
                 conn.execute(sql)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if found < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -44,6 +44,7 @@ from ruvon_edge.providers.persistence import (
 )
 
 from . import _schema
+from . import _sqlite_connect as connect
 from . import _sqlite_sync as sync_sql
 from . import _sqlite_tasks as task_sql
 from . import _sqlite_workflows as wf_sql
@@ -63,6 +64,10 @@ class SQLitePersistenceProvider(PersistenceProvider):
     ``max_page_count``: cap the database size in pages (``PRAGMA max_page_count``),
     e.g. to reserve disk on a device or to test "disk full"; None = SQLite's default.
     ``max_group``: most write calls one group commit may share.
+    ``read_only``: open a plain reader (``mode=ro``, ``query_only``, no migration,
+    no writer thread; see ``_sqlite_connect``): works on a read-only file and
+    while another process holds the write lock; every write method raises
+    ``PersistenceError`` ("... opened read-only").
     """
 
     def __init__(
@@ -75,17 +80,21 @@ class SQLitePersistenceProvider(PersistenceProvider):
         wal_autocheckpoint: int = 4000,
         max_page_count: int | None = None,
         max_group: int = 64,
+        read_only: bool = False,
     ) -> None:
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(
                 f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, not {synchronous!r}"
             )
+        if read_only and str(db_path) == ":memory:":
+            raise ValueError("an in-memory database cannot be opened read-only")
         self.db_path = str(db_path)
         self.synchronous = str(synchronous).upper()
         self.busy_timeout_seconds = float(busy_timeout_seconds)
         self.journal_size_limit = int(journal_size_limit)
         self.wal_autocheckpoint = int(wal_autocheckpoint)
         self.max_page_count = max_page_count
+        self.read_only = read_only
         self._max_group = max_group
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
@@ -97,22 +106,25 @@ class SQLitePersistenceProvider(PersistenceProvider):
 
     # -- lifecycle -----------------------------------------------------------------
     async def initialize(self) -> None:
-        """Open the writer and reader connections, set the pragmas, create or migrate the schema."""
-        if self._writer is not None:
+        """Open the connections (``_sqlite_connect``): writer + reader, or one read-only reader."""
+        if self._reader is not None:
             return
         if sqlite3.sqlite_version_info < _schema.MIN_SQLITE:
             raise PersistenceError(
                 f"SQLite {sqlite3.sqlite_version} is too old for Ruvon Edge (needs >= 3.35 for RETURNING)"
             )
-        in_memory = self.db_path == ":memory:"
-        writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
-                                  max_group=self._max_group)  # fmt: skip
-        self._writer = writer
         try:
-            await writer.start()
-            await writer.call(_schema.migrate, self.db_path)
-            if in_memory:  # one connection is the whole database
-                self._reader = writer
+            if self.read_only:
+                self._reader = ConnectionThread(
+                    "ruvon-sqlite-ro", self._connect_read_only, self._translate
+                )
+                await self._reader.start()
+                return
+            self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
+                                            max_group=self._max_group)  # fmt: skip
+            await self._writer.start()
+            if self.db_path == ":memory:":  # one connection is the whole database
+                self._reader = self._writer
             else:
                 self._reader = ConnectionThread(
                     "ruvon-sqlite-reader", self._connect_reader, self._translate
@@ -123,7 +135,7 @@ class SQLitePersistenceProvider(PersistenceProvider):
             raise
 
     async def close(self) -> None:
-        """Finish queued work, close both connections; safe to call twice."""
+        """Finish queued work, close the connections; safe to call twice."""
         reader, writer = self._reader, self._writer
         self._reader = self._writer = None
         if reader is not None and reader is not writer:
@@ -131,35 +143,16 @@ class SQLitePersistenceProvider(PersistenceProvider):
         if writer is not None:
             await writer.stop()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, isolation_level=None, timeout=self.busy_timeout_seconds,
-                               cached_statements=256)  # fmt: skip
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_seconds * 1000)}")
-        # 1 MiB of page cache per connection (SQLite's default is 2): the OS caches the file
-        # anyway, and on a small device RSS matters more than the odd re-read page.
-        conn.execute("PRAGMA cache_size = -1024")
-        return conn
-
     def _connect_writer(self) -> sqlite3.Connection:
-        conn = self._connect()
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            conn.execute(f"PRAGMA journal_size_limit = {self.journal_size_limit}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {self.wal_autocheckpoint}")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            if self.max_page_count is not None:
-                conn.execute(f"PRAGMA max_page_count = {int(self.max_page_count)}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        tuning = connect.Tuning(self.synchronous, self.busy_timeout_seconds, self.journal_size_limit,
+                                self.wal_autocheckpoint, self.max_page_count)  # fmt: skip
+        return connect.open_writer(self.db_path, tuning)
 
     def _connect_reader(self) -> sqlite3.Connection:
-        conn = self._connect()
-        conn.execute("PRAGMA query_only = ON")
-        return conn
+        return connect.open_reader(self.db_path, self.busy_timeout_seconds)
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        return connect.open_read_only(self.db_path, self.busy_timeout_seconds)
 
     def _translate(self, exc: BaseException) -> BaseException:
         """Turn an sqlite3 error into a one-line ``PersistenceError`` naming the file."""
@@ -187,6 +180,10 @@ class SQLitePersistenceProvider(PersistenceProvider):
         return thread
 
     async def _write(self, fn, *args):
+        if self.read_only:
+            raise PersistenceError(
+                f"{self.db_path}: opened read-only; {fn.__name__} needs a read-write store"
+            )
         return await self._require(self._writer).call(fn, *args, write=True)
 
     async def _read(self, fn, *args):
