@@ -249,7 +249,9 @@ class Transport:
         if r.status_code in (401, 403):
             if "timestamp" in reason and self.clock_offset is not None:
                 side = "ahead" if self.clock_offset > 0 else "behind"
-                reason += f"; device clock is {abs(self.clock_offset):g} s {side}; check time sync"
+                reason += (
+                    f"; device clock is {abs(self.clock_offset):.0f} s {side}; check time sync"
+                )
             raise AuthRefused(
                 f"receiver refused our credentials ({r.status_code}: {reason})", r.status_code
             )

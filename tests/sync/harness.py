@@ -212,7 +212,9 @@ class FaultProxy:
                     self.close_connection = True
 
             def _answer(self, status: int, payload: bytes, headers: dict) -> None:
-                self.send_response(status)
+                self.send_response_only(status)
+                if "Date" not in headers:  # a script may answer with its own clock
+                    self.send_header("Date", self.date_time_string())
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
@@ -265,12 +267,13 @@ async def drain(
 
 
 def sync_cli(
-    *args: str, env: dict | None = None, timeout: float = 60
+    *args: str, env: dict | None = None, timeout: float = 60, umask: int | None = None
 ) -> subprocess.CompletedProcess:
     """Run ``ruvon-sync`` (the real entry point) in a subprocess and wait."""
     return subprocess.run(
         [sys.executable, "-m", "sync_agent.cli", *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )  # fmt: skip
 
 
