@@ -23,14 +23,17 @@ from ruvon_cloud.store import Store
 from sync_agent.protocol import (
     DEVICE_ID_PATTERN,
     H_IDEMPOTENCY,
+    H_KEY_ID,
     HEALTH_PATH,
+    AgentHealth,
     BatchResponse,
+    Heartbeat,
     Rejection,
     WireAuditLog,
     WireWorkflow,
 )
 
-_BATCH_ROUTE = re.compile(rf"/v1/devices/({DEVICE_ID_PATTERN})/batches")
+_DEVICE_ROUTE = re.compile(rf"/v1/devices/({DEVICE_ID_PATTERN})/(batches|heartbeat)")
 log = structlog.get_logger("ruvon_cloud")
 
 
@@ -93,7 +96,7 @@ class ReceiverApp:
             if method not in ("GET", "HEAD"):
                 raise HTTPError(405, "method not allowed")
             return 200, {"status": "ok"}
-        match = _BATCH_ROUTE.fullmatch(path)
+        match = _DEVICE_ROUTE.fullmatch(path)
         if match is None:
             raise HTTPError(404, "not found")
         if method != "POST":
@@ -102,14 +105,20 @@ class ReceiverApp:
             raise HTTPError(503, "receiver busy", retry_after=1)
         self._inflight += 1
         try:
-            return 200, await self._batch(scope, receive, match.group(1))
+            device_id, kind = match.groups()
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            raw = await self._read_body(headers, receive)
+            await self._authenticate(scope, headers, device_id, raw)
+            if kind == "heartbeat":
+                return 200, await self._heartbeat(headers, device_id, raw)
+            return 200, await self._batch(headers, device_id, raw)
         finally:
             self._inflight -= 1
 
-    async def _batch(self, scope: dict, receive, device_id: str) -> dict:
-        started = time.perf_counter()
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        raw = await self._read_body(headers, receive)
+    async def _authenticate(self, scope: dict, headers: dict, device_id: str, raw: bytes) -> None:
+        """Verify the request; a refusal is answered, logged and kept in the store."""
         signed_path = (
             scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
         )
@@ -117,13 +126,26 @@ class ReceiverApp:
             await authenticate(self.store, self.keyring, headers, device_id, signed_path, raw)
         except AuthError as exc:
             log.warning("batch_refused", device_id=device_id, status=exc.status, reason=exc.reason)
+            key_id = headers.get(H_KEY_ID.lower(), "")[:128] or None
+            await self.store.record_refusal(device_id, exc.status, exc.reason, key_id)
             raise HTTPError(exc.status, exc.reason) from None
+
+    async def _heartbeat(self, headers: dict, device_id: str, raw: bytes) -> dict:
+        try:
+            beat = Heartbeat.model_validate_json(self._decode(headers, raw))
+        except ValidationError as exc:
+            raise HTTPError(400, f"not a heartbeat: {exc.errors()[0]['msg']}") from None
+        await self.store.heartbeat(device_id, beat.agent)
+        return {"status": "ok"}
+
+    async def _batch(self, headers: dict, device_id: str, raw: bytes) -> dict:
+        started = time.perf_counter()
         body = self._decode(headers, raw)
-        batch_id, workflows, audits, rejected = self._records(
+        batch_id, workflows, audits, rejected, agent = self._records(
             body, device_id, headers.get(H_IDEMPOTENCY.lower())
         )
         try:
-            await self.store.ingest(device_id, batch_id, workflows, audits)
+            await self.store.ingest(device_id, batch_id, workflows, audits, agent)
         except Exception as exc:  # the store failed: nothing is acked, the device retries later
             log.error("batch_store_failed", device_id=device_id, batch_id=batch_id, error=str(exc))
             raise HTTPError(503, "store unavailable", retry_after=5) from None
@@ -142,7 +164,7 @@ class ReceiverApp:
 
     def _records(
         self, body: bytes, device_id: str, idempotency_key: str | None
-    ) -> tuple[str, list[WireWorkflow], list[WireAuditLog], list[Rejection]]:
+    ) -> tuple[str, list[WireWorkflow], list[WireAuditLog], list[Rejection], AgentHealth | None]:
         """Parse and validate a batch: batch id, valid workflows and audit rows, rejections.
 
         The common case -- every record valid -- is one pass of pydantic over the
@@ -165,8 +187,8 @@ class ReceiverApp:
         if len(items[0]) + len(items[1]) > self.max_records:
             raise HTTPError(413, f"more than {self.max_records} records in one batch")
         if fast is not None:
-            return batch_id, fast.workflows, fast.audit_logs, []
-        return batch_id, *_validate(*items)
+            return batch_id, fast.workflows, fast.audit_logs, [], fast.agent
+        return batch_id, *_validate(*items), _agent(doc.get("agent"))
 
     async def _read_body(self, headers: dict[str, str], receive) -> bytes:
         declared = headers.get("content-length", "")
@@ -238,6 +260,16 @@ class _Batch(BaseModel):
     device_id: Any = None
     workflows: list[WireWorkflow] = Field(default_factory=list)
     audit_logs: list[WireAuditLog] = Field(default_factory=list)
+    agent: AgentHealth | None = None
+
+
+def _agent(value: Any) -> AgentHealth | None:
+    """The optional health report; one that does not validate is ignored, never the batch."""
+    try:
+        return None if value is None else AgentHealth.model_validate(value)
+    except ValidationError:
+        log.warning("agent_health_ignored")
+        return None
 
 
 _LISTS: dict[str, TypeAdapter[Any]] = {

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ruvon_cloud.store import sqlite_path
 from sync_agent import protocol
 
 if TYPE_CHECKING:
@@ -83,8 +84,8 @@ def default_master_key_path(store_url: str) -> Path:
         return Path(creds) / MASTER_KEY_CREDENTIAL
     if env := os.environ.get("RUVON_CLOUD_MASTER_KEY_FILE"):
         return Path(env)
-    if store_url.startswith("sqlite:///"):
-        return Path(store_url.removeprefix("sqlite:///") + ".master-key")
+    if store_url.startswith("sqlite:"):
+        return Path(sqlite_path(store_url) + ".master-key")
     return Path("ruvon-cloud.master-key")
 
 

@@ -1,299 +1,558 @@
-"""Where the receiver keeps device keys, used nonces, workflows and audit rows.
+"""Where the receiver keeps device keys, nonces, the device registry, workflows and audit rows.
 
-One transaction per batch; workflows are upserted by ``(device, id,
-sync_version)`` and audit rows by ``(device, audit_id)`` with "do nothing on
-conflict", so a batch sent twice stores each record once and is acked twice.
-``sqlite:///path`` (stdlib sqlite3 on one owner thread) is the default;
-``postgresql://...`` (asyncpg, imported only then; ``?schema=NAME`` selects a
-schema) is for scale.
+Every query is written once here, with ``?`` placeholders, against two small
+adapters: ``SQLiteStore`` (``ruvon_cloud.sqlite_store``, the default) and
+``PostgresStore`` (``ruvon_cloud.postgres_store``, asyncpg, for scale). The
+tables are documented in ``ruvon_cloud.schema``.
+
+A batch is one transaction: its new workflows and audit rows, the copies that
+conflict with what is stored, and the device's registry row. Workflows are
+keyed by ``(device, id, sync_version)`` and audit rows by ``(device,
+audit_id)``, so a batch sent twice stores each record once and is acked twice;
+the same key with *different* content is a conflict: both copies are kept and
+the stored one is flagged. Batches of one device are serialised (a lock per
+device) so that check cannot race.
+
+The read methods (``devices``, ``workflows``, ``workflow``, ``audit_logs``,
+``refusals``, ``keys``, ``activity``) serve the CLI, ``/metrics`` and the
+console; each is backed by an index (see the schema).
 """
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import sqlite3
+import json
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from pydantic_core import to_json
+from ruvon_cloud import schema
+from sync_agent.protocol import TIMESTAMP_WINDOW_SECONDS, AgentHealth, WireAuditLog, WireWorkflow
 
-from sync_agent.protocol import TIMESTAMP_WINDOW_SECONDS, WireAuditLog, WireWorkflow
-
-_WF_COLS = (
-    "device_id, id, sync_version, workflow_type, workflow_version, status, state, current_step, "
-    "parent_id, idempotency_key, created_at, updated_at, completed_at, batch_id, received_at"
+REFUSAL_RETENTION_SECONDS = 30 * 86400
+_PURGE_EVERY = 1000
+_DEVICE_COLS = (
+    "device_id", "registered_at", "first_seen_at", "last_seen_at", "last_batch_id", "last_batch_at",
+    "workflows", "audit_logs", "conflicts", "agent_version", "backlog", "oldest_pending_age_s",
+    "quarantined", "last_error", "clock_offset_s", "health_at", "last_refusal_at",
+    "last_refusal_status", "last_refusal_reason", "last_refusal_key_id",
+)  # fmt: skip
+_HEALTH = (
+    "agent_version",
+    "backlog",
+    "oldest_pending_age_s",
+    "quarantined",
+    "last_error",
+    "clock_offset_s",
 )
-_AUDIT_COLS = (
-    "device_id, audit_id, workflow_id, event_type, step_name, old_status, new_status, details, "
-    "recorded_at, batch_id, received_at"
+_SEEN = (
+    "INSERT INTO devices (device_id, first_seen_at, last_seen_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (device_id) DO UPDATE SET last_seen_at = excluded.last_seen_at, "
+    "first_seen_at = COALESCE(devices.first_seen_at, excluded.first_seen_at)"
 )
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS device_keys (key_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS nonces (key_id TEXT NOT NULL, nonce TEXT NOT NULL, ts BIGINT NOT NULL, PRIMARY KEY (key_id, nonce))",
-    "CREATE INDEX IF NOT EXISTS nonces_ts ON nonces (ts)",
-    "CREATE TABLE IF NOT EXISTS workflows (device_id TEXT NOT NULL, id TEXT NOT NULL, sync_version BIGINT NOT NULL, "
-    "workflow_type TEXT NOT NULL, workflow_version TEXT, status TEXT NOT NULL, state {json} NOT NULL, current_step TEXT, "
-    "parent_id TEXT, idempotency_key TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, completed_at TEXT, "
-    "batch_id TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (device_id, id, sync_version))",
-    "CREATE TABLE IF NOT EXISTS audit_logs (device_id TEXT NOT NULL, audit_id TEXT NOT NULL, workflow_id TEXT NOT NULL, "
-    "event_type TEXT NOT NULL, step_name TEXT, old_status TEXT, new_status TEXT, details {json} NOT NULL, "
-    "recorded_at TEXT NOT NULL, batch_id TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL, "
-    "PRIMARY KEY (device_id, audit_id))",
-]
+_BATCH_SEEN = (
+    "UPDATE devices SET last_batch_id = ?, last_batch_at = ?, workflows = workflows + ?, "
+    "audit_logs = audit_logs + ?, conflicts = conflicts + ? WHERE device_id = ?"
+)
+_HEALTH_SET = (
+    "UPDATE devices SET "
+    + ", ".join(f"{c} = ?" for c in _HEALTH)
+    + ", health_at = ? WHERE device_id = ?"
+)
 
 
-def _wf_row(device_id: str, w: WireWorkflow, batch_id: str, now: float) -> tuple:
-    return (
-        device_id, w.id, w.sync_version, w.workflow_type, w.workflow_version, w.status,
-        to_json(w.state).decode(), w.current_step, w.parent_id, w.idempotency_key, w.created_at,
-        w.updated_at, w.completed_at, batch_id, now,
-    )  # fmt: skip
+class Tx(Protocol):
+    """One open transaction of an adapter."""
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    async def executemany(self, sql: str, rows: list[tuple]) -> None:
+        """Run one statement per row."""
+
+    async def fetch(self, sql: str, *args: Any) -> list[tuple]:
+        """Run one query; return its rows."""
 
 
-def _audit_row(device_id: str, a: WireAuditLog, batch_id: str, now: float) -> tuple:
-    return (
-        device_id, a.audit_id, a.workflow_id, a.event_type, a.step_name, a.old_status,
-        a.new_status, to_json(a.details).decode(), a.recorded_at, batch_id, now,
-    )  # fmt: skip
+@dataclass(frozen=True)
+class Stored:
+    """What one batch changed: new rows, copies already held, and conflicting copies kept."""
+
+    workflows: int
+    audit_logs: int
+    duplicates: int
+    conflicts: int
 
 
 class Store(ABC):
-    """The receiver's durable state."""
+    """The receiver's durable state; subclasses supply connections, transactions and dialect."""
 
+    json_type = "TEXT"
+    floor = "CAST({} AS INTEGER)"  # of a non-negative number; PostgreSQL's CAST rounds instead
+    _writes = 0
+
+    # -- what an adapter supplies ------------------------------------------------------------
     @abstractmethod
     async def initialize(self) -> None:
-        """Open the store and create the schema."""
+        """Open the store and bring the schema up to date (safe while another process runs)."""
 
     @abstractmethod
     async def close(self) -> None:
         """Release connections; safe to call twice."""
 
     @abstractmethod
+    def transaction(self, lock: str | None = None) -> AbstractAsyncContextManager[Tx]:
+        """A write transaction; ``lock`` serialises transactions that name the same key."""
+
+    @abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[tuple]:
+        """Run one read-only query (``?`` placeholders) outside any write transaction."""
+
+    @abstractmethod
+    def any_of(self, column: str, values: Sequence[str]) -> tuple[str, Any]:
+        """SQL testing ``column`` against a list, and its one parameter."""
+
+    # -- schema -------------------------------------------------------------------------------
+    async def migrate(self, tx: Tx) -> None:
+        """Create the tables or bring them to ``schema.SCHEMA_VERSION`` (inside ``tx``)."""
+        for stmt in schema.BASE:
+            await tx.execute(stmt.format(json=self.json_type))
+        rows = await tx.fetch("SELECT value FROM meta WHERE key = 'schema_version'")
+        version = int(rows[0][0]) if rows else 1
+        for target in range(version + 1, schema.SCHEMA_VERSION + 1):
+            for stmt in schema.MIGRATIONS[target]:
+                await tx.execute(stmt.format(json=self.json_type))
+        await tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            str(schema.SCHEMA_VERSION),
+        )
+
+    async def claim_master_key(self, fingerprint: str) -> tuple[str, bool]:
+        """Record ``fingerprint`` if the store has none; return the recorded one and whether it is new."""
+        async with self.transaction() as tx:
+            rows = await tx.fetch("SELECT value FROM meta WHERE key = 'master_key_fingerprint'")
+            if rows:
+                return rows[0][0], False
+            await tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('master_key_fingerprint', ?)", fingerprint
+            )
+        return fingerprint, True
+
+    async def can_commit(self) -> None:
+        """Commit a one-row write; raises whatever stops the store from committing."""
+        async with self.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('ready_probe', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                repr(time.time()),
+            )
+
+    # -- keys and nonces ----------------------------------------------------------------------
     async def add_key(self, key_id: str, device_id: str) -> None:
-        """Register a device key id (the secret is derived, never stored)."""
+        """Register a device key id (the secret is derived, never stored) and the device."""
+        now = time.time()
+        async with self.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO device_keys (key_id, device_id, created_at) VALUES (?, ?, ?)",
+                key_id, device_id, now,
+            )  # fmt: skip
+            await tx.execute(
+                "INSERT INTO devices (device_id, registered_at) VALUES (?, ?) "
+                "ON CONFLICT (device_id) DO NOTHING",
+                device_id, now,
+            )  # fmt: skip
 
-    @abstractmethod
     async def device_for_key(self, key_id: str) -> str | None:
-        """Return the device a key id belongs to, or None."""
+        """Return the device an active (not revoked) key id belongs to, or None."""
+        rows = await self.fetch(
+            "SELECT device_id FROM device_keys WHERE key_id = ? AND revoked_at IS NULL", key_id
+        )
+        return rows[0][0] if rows else None
 
-    @abstractmethod
+    async def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key from now on; False when no active key has that id."""
+        async with self.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE device_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                time.time(), key_id,
+            )  # fmt: skip
+        return changed == 1
+
+    async def keys(self, device_id: str | None = None) -> list[dict]:
+        """Every key (of one device), oldest first: ``{key_id, device_id, created_at, revoked_at}``."""
+        where, args = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
+        rows = await self.fetch(
+            f"SELECT key_id, device_id, created_at, revoked_at FROM device_keys {where} "
+            "ORDER BY device_id, created_at",
+            *args,
+        )
+        return [
+            dict(zip(("key_id", "device_id", "created_at", "revoked_at"), r, strict=True))
+            for r in rows
+        ]
+
     async def use_nonce(self, key_id: str, nonce: str, timestamp: int) -> bool:
         """Record a nonce; False when it was seen before (a replay)."""
+        async with self.transaction() as tx:
+            fresh = await tx.execute(
+                "INSERT INTO nonces (key_id, nonce, ts) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                key_id, nonce, timestamp,
+            )  # fmt: skip
+            if fresh and self._due_purge():  # nonces older than the window can never be replayed
+                await tx.execute(
+                    "DELETE FROM nonces WHERE ts < ?",
+                    int(time.time()) - 2 * TIMESTAMP_WINDOW_SECONDS,
+                )
+        return fresh == 1
 
-    @abstractmethod
+    def _due_purge(self) -> bool:
+        self._writes += 1
+        return self._writes % _PURGE_EVERY == 0
+
+    # -- what devices send --------------------------------------------------------------------
     async def ingest(
         self,
         device_id: str,
         batch_id: str,
         workflows: list[WireWorkflow],
         audits: list[WireAuditLog],
-    ) -> None:
-        """Store a batch's valid records in ONE transaction; return only after commit."""
-
-    @abstractmethod
-    async def counts(self, device_id: str | None = None) -> dict[str, int]:
-        """Return ``{"workflows": n, "audit_logs": n}`` (for one device, or all)."""
-
-
-class SQLiteStore(Store):
-    """Stdlib sqlite3 on one owner thread; WAL with ``synchronous=FULL`` so an ack means on disk."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._pool: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._nonce_calls = 0
-
-    async def _run(self, fn, *args):
-        if self._pool is None:
-            raise RuntimeError("store is not initialized")
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("store is not initialized")
-        return self._conn
-
-    def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")
-        conn.execute(
-            "PRAGMA cache_size=-65536"
-        )  # 64 MiB: inserts with random uuid keys touch the whole index
-        for stmt in _SCHEMA:
-            conn.execute(stmt.format(json="TEXT"))
-        self._conn = conn
-
-    def _tx(self, statements: list[tuple[str, Any]]) -> None:
-        conn = self._db
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for sql, rows in statements:
-                conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
-        return self._db.execute(sql, args).fetchall()
-
-    async def initialize(self) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ruvon-cloud-sqlite")
-            await self._run(self._open)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            if self._conn is not None:
-                await self._run(self._conn.close)
-            self._pool.shutdown(wait=True)
-            self._pool, self._conn = None, None
-
-    async def add_key(self, key_id: str, device_id: str) -> None:
-        sql = "INSERT INTO device_keys (key_id, device_id, created_at) VALUES (?, ?, ?)"
-        await self._run(self._tx, [(sql, [(key_id, device_id, time.time())])])
-
-    async def device_for_key(self, key_id: str) -> str | None:
-        rows = await self._run(
-            self._query, "SELECT device_id FROM device_keys WHERE key_id = ?", (key_id,)
-        )
-        return rows[0][0] if rows else None
-
-    def _use_nonce(self, key_id: str, nonce: str, timestamp: int) -> bool:
-        self._nonce_calls += 1
-        try:
-            self._db.execute(
-                "INSERT INTO nonces (key_id, nonce, ts) VALUES (?, ?, ?)",
-                (key_id, nonce, timestamp),
-            )
-        except sqlite3.IntegrityError:
-            return False
-        if self._nonce_calls % 1000 == 0:  # nonces older than the window can never be replayed
-            self._db.execute(
-                "DELETE FROM nonces WHERE ts < ?",
-                (int(time.time()) - 2 * TIMESTAMP_WINDOW_SECONDS,),
-            )
-        return True
-
-    async def use_nonce(self, key_id: str, nonce: str, timestamp: int) -> bool:
-        return await self._run(self._use_nonce, key_id, nonce, timestamp)
-
-    async def ingest(self, device_id, batch_id, workflows, audits) -> None:
+        agent: AgentHealth | None = None,
+    ) -> Stored:
+        """Store a batch's valid records and the device's registry row in ONE transaction."""
         now = time.time()
-        await self._run(
-            self._tx,
-            [
-                (
-                    f"INSERT INTO workflows ({_WF_COLS}) VALUES ({','.join('?' * 15)}) ON CONFLICT DO NOTHING",
-                    [_wf_row(device_id, w, batch_id, now) for w in workflows],
-                ),
-                (
-                    f"INSERT INTO audit_logs ({_AUDIT_COLS}) VALUES ({','.join('?' * 11)}) ON CONFLICT DO NOTHING",
-                    [_audit_row(device_id, a, batch_id, now) for a in audits],
-                ),
-            ],
-        )
+        digests = [(w, schema.content_sha256(w)) for w in workflows]
+        async with self.transaction(lock=device_id) as tx:
+            held = await self._held_digests(tx, device_id, {w.id for w in workflows})
+            fresh, conflicts, duplicates = _plan(digests, held)
+            held_audits = await self._held_audits(tx, device_id, [a.audit_id for a in audits])
+            new_audits = list({a.audit_id: a for a in reversed(audits)}.values())
+            new_audits = [a for a in reversed(new_audits) if a.audit_id not in held_audits]
+            if fresh:
+                await tx.executemany(
+                    f"INSERT INTO workflows ({schema.WF_COLS}) VALUES ({_marks(schema.WF_COLS)})",
+                    [schema.workflow_row(device_id, w, batch_id, now, sha) for w, sha in fresh],
+                )
+            if conflicts:
+                await tx.executemany(
+                    "INSERT INTO workflow_conflicts (device_id, id, sync_version, content_sha256, "
+                    "record, batch_id, received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [(device_id, w.id, w.sync_version, sha, w.model_dump_json(), batch_id, now)
+                     for w, sha in conflicts],
+                )  # fmt: skip
+                await tx.executemany(
+                    "UPDATE workflows SET conflict = 1 WHERE device_id = ? AND id = ? AND sync_version = ?",
+                    [(device_id, w.id, w.sync_version) for w, _ in conflicts],
+                )
+            if new_audits:
+                await tx.executemany(
+                    f"INSERT INTO audit_logs ({schema.AUDIT_COLS}) VALUES ({_marks(schema.AUDIT_COLS)})",
+                    [schema.audit_row(device_id, a, batch_id, now) for a in new_audits],
+                )
+            await tx.execute(_SEEN, device_id, now, now)
+            await tx.execute(
+                _BATCH_SEEN, batch_id, now, len(fresh), len(new_audits), len(conflicts), device_id
+            )
+            if agent is not None:
+                await tx.execute(_HEALTH_SET, *_health(agent), now, device_id)
+        duplicates += len(audits) - len(new_audits)
+        return Stored(len(fresh), len(new_audits), duplicates, len(conflicts))
 
+    async def heartbeat(self, device_id: str, agent: AgentHealth) -> None:
+        """Note that the device is alive and what it reports of itself."""
+        now = time.time()
+        async with self.transaction(lock=device_id) as tx:
+            await tx.execute(_SEEN, device_id, now, now)
+            await tx.execute(_HEALTH_SET, *_health(agent), now, device_id)
+
+    async def record_refusal(
+        self, device_id: str, status: int, reason: str, key_id: str | None
+    ) -> None:
+        """Keep a refused request of a registered device (its own small transaction)."""
+        now = time.time()
+        async with self.transaction() as tx:
+            if not await tx.fetch("SELECT 1 FROM devices WHERE device_id = ?", device_id):
+                return  # requests naming unknown devices are counted in /metrics, not stored
+            await tx.execute(
+                "INSERT INTO refusals (device_id, at, status, reason, key_id) VALUES (?, ?, ?, ?, ?)",
+                device_id, now, status, reason, key_id,
+            )  # fmt: skip
+            await tx.execute(
+                "UPDATE devices SET last_refusal_at = ?, last_refusal_status = ?, "
+                "last_refusal_reason = ?, last_refusal_key_id = ? WHERE device_id = ?",
+                now, status, reason, key_id, device_id,
+            )  # fmt: skip
+            if self._due_purge():
+                await tx.execute(
+                    "DELETE FROM refusals WHERE at < ?", now - REFUSAL_RETENTION_SECONDS
+                )
+
+    async def _held_digests(
+        self, tx: Tx, device_id: str, ids: Iterable[str]
+    ) -> dict[tuple[str, int], str | None]:
+        ids = sorted(ids)
+        if not ids:
+            return {}
+        test, arg = self.any_of("id", ids)
+        rows = await tx.fetch(
+            f"SELECT id, sync_version, content_sha256 FROM workflows WHERE device_id = ? AND {test}",
+            device_id, arg,
+        )  # fmt: skip
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def _held_audits(self, tx: Tx, device_id: str, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        test, arg = self.any_of("audit_id", ids)
+        rows = await tx.fetch(
+            f"SELECT audit_id FROM audit_logs WHERE device_id = ? AND {test}", device_id, arg
+        )
+        return {r[0] for r in rows}
+
+    # -- reads ----------------------------------------------------------------------------------
     async def counts(self, device_id: str | None = None) -> dict[str, int]:
+        """Return ``{"workflows": n, "audit_logs": n}`` stored (for one device, or all)."""
         where, args = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
-        wf = await self._run(self._query, f"SELECT count(*) FROM workflows {where}", args)
-        au = await self._run(self._query, f"SELECT count(*) FROM audit_logs {where}", args)
+        wf = await self.fetch(f"SELECT count(*) FROM workflows {where}", *args)
+        au = await self.fetch(f"SELECT count(*) FROM audit_logs {where}", *args)
         return {"workflows": wf[0][0], "audit_logs": au[0][0]}
 
+    async def devices(
+        self, stale_after: float = 3600.0, device_id: str | None = None, now: float | None = None
+    ) -> list[dict]:
+        """The registry, by device id: every column, ``last_refusal`` (or None) and ``stale``.
 
-class PostgresStore(Store):
-    """asyncpg pool; JSONB columns; a batch is one transaction of two ``executemany`` calls."""
-
-    def __init__(self, dsn: str) -> None:
-        parts = urlsplit(dsn)
-        query = parse_qs(parts.query)
-        self.schema = query.pop("schema", [None])[0]
-        self.dsn = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
-        self._pool: Any = None
-
-    async def initialize(self) -> None:
-        import asyncpg  # the [postgres] extra; imported only when this store is used
-
-        settings = {"search_path": self.schema} if self.schema else {}
-        if self.schema:
-            conn = await asyncpg.connect(self.dsn)
-            try:
-                await conn.execute(
-                    f'CREATE SCHEMA IF NOT EXISTS "{self.schema.replace(chr(34), "")}"'
-                )
-            finally:
-                await conn.close()
-        self._pool = await asyncpg.create_pool(
-            self.dsn, min_size=1, max_size=4, server_settings=settings
+        A device is stale when it has not been seen (batch or heartbeat) for
+        more than ``stale_after`` seconds, or never.
+        """
+        now = time.time() if now is None else now
+        where, args = ("WHERE device_id = ?", (device_id,)) if device_id else ("", ())
+        rows = await self.fetch(
+            f"SELECT {', '.join(_DEVICE_COLS)} FROM devices {where} ORDER BY device_id", *args
         )
-        async with self._pool.acquire() as conn:
-            for stmt in _SCHEMA:
-                await conn.execute(stmt.format(json="JSONB"))
+        out = []
+        for row in rows:
+            d = dict(zip(_DEVICE_COLS, row, strict=True))
+            refusal = {k: d.pop(f"last_refusal_{k}") for k in ("at", "status", "reason", "key_id")}
+            d["last_refusal"] = refusal if refusal["at"] is not None else None
+            seen = d["last_seen_at"]
+            d["stale"] = seen is None or now - seen > stale_after
+            out.append(d)
+        return out
 
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+    async def workflows(
+        self,
+        *,
+        device_id: str | None = None,
+        status: str | Sequence[str] | None = None,
+        workflow_type: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        workflow_id: str | None = None,
+        idempotency_key: str | None = None,
+        conflict: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict]:
+        """Stored workflows, newest received first, each as received plus device and receipt fields.
 
-    async def add_key(self, key_id: str, device_id: str) -> None:
-        await self._pool.execute(
-            "INSERT INTO device_keys (key_id, device_id, created_at) VALUES ($1, $2, $3)",
-            key_id,
-            device_id,
-            time.time(),
-        )
-
-    async def device_for_key(self, key_id: str) -> str | None:
-        return await self._pool.fetchval(
-            "SELECT device_id FROM device_keys WHERE key_id = $1", key_id
-        )
-
-    async def use_nonce(self, key_id: str, nonce: str, timestamp: int) -> bool:
-        inserted = await self._pool.fetchval(
-            "INSERT INTO nonces (key_id, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1",
-            key_id, nonce, timestamp,
+        ``since``/``until`` bound ``received_at`` (unix seconds); ``status``
+        may be a list. Each filter has an index that leads with its column.
+        """
+        where, args = self._workflow_filter(locals())
+        rows = await self.fetch(
+            f"SELECT {_WF_READ} FROM workflows {where} "
+            "ORDER BY received_at DESC, device_id, id, sync_version DESC LIMIT ? OFFSET ?",
+            *args, limit, offset,
         )  # fmt: skip
-        if inserted and secrets.randbelow(1000) == 0:  # purge now and then
-            await self._pool.execute(
-                "DELETE FROM nonces WHERE ts < $1", int(time.time()) - 2 * TIMESTAMP_WINDOW_SECONDS
-            )
-        return bool(inserted)
+        return [_workflow_dict(r) for r in rows]
 
-    async def ingest(self, device_id, batch_id, workflows, audits) -> None:
-        now = time.time()
-        wf_params = ", ".join(f"${i}" for i in range(1, 16))
-        au_params = ", ".join(f"${i}" for i in range(1, 12))
-        async with self._pool.acquire() as conn, conn.transaction():
-            if workflows:
-                await conn.executemany(
-                    f"INSERT INTO workflows ({_WF_COLS}) VALUES ({wf_params}) ON CONFLICT DO NOTHING",
-                    [_wf_row(device_id, w, batch_id, now) for w in workflows],
-                )
-            if audits:
-                await conn.executemany(
-                    f"INSERT INTO audit_logs ({_AUDIT_COLS}) VALUES ({au_params}) ON CONFLICT DO NOTHING",
-                    [_audit_row(device_id, a, batch_id, now) for a in audits],
-                )
+    async def count_workflows(self, **filters: Any) -> int:
+        """How many stored workflows match the ``workflows`` filters."""
+        where, args = self._workflow_filter(filters)
+        return (await self.fetch(f"SELECT count(*) FROM workflows {where}", *args))[0][0]
 
-    async def counts(self, device_id: str | None = None) -> dict[str, int]:
-        where, args = ("WHERE device_id = $1", (device_id,)) if device_id else ("", ())
-        wf = await self._pool.fetchval(f"SELECT count(*) FROM workflows {where}", *args)
-        au = await self._pool.fetchval(f"SELECT count(*) FROM audit_logs {where}", *args)
-        return {"workflows": wf, "audit_logs": au}
+    def _workflow_filter(self, f: dict) -> tuple[str, list]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        for key, column in (("device_id", "device_id"), ("workflow_type", "workflow_type"),
+                            ("workflow_id", "id"), ("idempotency_key", "idempotency_key")):  # fmt: skip
+            if f.get(key) is not None:
+                clauses.append(f"{column} = ?")
+                args.append(f[key])
+        status = f.get("status")
+        if isinstance(status, str):
+            clauses.append("status = ?")
+            args.append(status)
+        elif status:
+            test, arg = self.any_of("status", list(status))
+            clauses.append(test)
+            args.append(arg)
+        for key, op in (("since", ">="), ("until", "<")):
+            if f.get(key) is not None:
+                clauses.append(f"received_at {op} ?")
+                args.append(float(f[key]))
+        if f.get("conflict") is not None:
+            clauses.append("conflict = ?")
+            args.append(int(bool(f["conflict"])))
+        return ("WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+    async def workflow(self, workflow_id: str, device_id: str | None = None) -> dict | None:
+        """The latest stored version of one workflow, with ``versions`` and ``conflicts`` held."""
+        found = await self.workflows(workflow_id=workflow_id, device_id=device_id, limit=1000)
+        if not found:
+            return None
+        latest = max(found, key=lambda w: (w["sync_version"], w["received_at"]))
+        same = [w for w in found if w["device_id"] == latest["device_id"]]
+        latest["versions"] = sorted(
+            ({"sync_version": w["sync_version"], "status": w["status"], "batch_id": w["batch_id"],
+              "received_at": w["received_at"]} for w in same),
+            key=lambda v: v["sync_version"],
+        )  # fmt: skip
+        rows = await self.fetch(
+            "SELECT sync_version, content_sha256, record, batch_id, received_at FROM workflow_conflicts "
+            "WHERE device_id = ? AND id = ? ORDER BY sync_version, received_at",
+            latest["device_id"], workflow_id,
+        )  # fmt: skip
+        latest["conflicts"] = [
+            {"sync_version": r[0], "content_sha256": r[1], "record": json.loads(r[2]),
+             "batch_id": r[3], "received_at": r[4]}
+            for r in rows
+        ]  # fmt: skip
+        return latest
+
+    async def audit_logs(self, workflow_id: str, device_id: str) -> list[dict]:
+        """One workflow's audit rows in the order they were recorded."""
+        rows = await self.fetch(
+            f"SELECT {', '.join(schema.AUDIT_FIELDS)}, received_at FROM audit_logs "
+            "WHERE device_id = ? AND workflow_id = ? ORDER BY recorded_at, audit_id",
+            device_id, workflow_id,
+        )  # fmt: skip
+        out = []
+        for r in rows:
+            d = dict(zip((*schema.AUDIT_FIELDS, "received_at"), r, strict=True))
+            d["details"] = _json(d["details"])
+            out.append(d)
+        return out
+
+    async def refusals(
+        self, device_id: str | None = None, since: float | None = None, limit: int = 100
+    ) -> list[dict]:
+        """Refused requests of registered devices, newest first: ``{device_id, at, status, reason, key_id}``."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if device_id is not None:
+            clauses.append("device_id = ?")
+            args.append(device_id)
+        if since is not None:
+            clauses.append("at >= ?")
+            args.append(float(since))
+        where = "WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = await self.fetch(
+            f"SELECT device_id, at, status, reason, key_id FROM refusals {where} ORDER BY at DESC LIMIT ?",
+            *args, limit,
+        )  # fmt: skip
+        return [
+            dict(zip(("device_id", "at", "status", "reason", "key_id"), r, strict=True))
+            for r in rows
+        ]
+
+    async def activity(self, device_id: str, since: float, bucket_s: int) -> list[dict]:
+        """Workflows and audit rows received per ``bucket_s`` window since ``since``: ``{at, workflows, audit_logs}``."""
+        buckets: dict[int, dict] = {}
+        for table in ("workflows", "audit_logs"):
+            rows = await self.fetch(
+                f"SELECT {self.floor.format('(received_at - ?) / ?')} AS b, count(*) FROM {table} "
+                "WHERE device_id = ? AND received_at >= ? GROUP BY b",
+                float(since), float(bucket_s), device_id, float(since),
+            )  # fmt: skip
+            for bucket, n in rows:
+                slot = buckets.setdefault(
+                    int(bucket),
+                    {"at": since + int(bucket) * bucket_s, "workflows": 0, "audit_logs": 0},
+                )
+                slot[table] = n
+        return [buckets[b] for b in sorted(buckets)]
+
+
+_WF_READ = "device_id, " + ", ".join(schema.WF_FIELDS) + ", batch_id, received_at, conflict"
+
+
+def _workflow_dict(row: tuple) -> dict:
+    d = dict(
+        zip(
+            ("device_id", *schema.WF_FIELDS, "batch_id", "received_at", "conflict"),
+            row,
+            strict=True,
+        )
+    )
+    d["state"] = _json(d["state"])
+    d["conflict"] = bool(d["conflict"])
+    return d
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _marks(cols: str) -> str:
+    return ", ".join("?" for _ in cols.split(","))
+
+
+def _health(agent: AgentHealth) -> tuple:
+    return tuple(getattr(agent, "version" if c == "agent_version" else c) for c in _HEALTH)
+
+
+def _plan(
+    digests: list[tuple[WireWorkflow, str]], held: dict[tuple[str, int], str | None]
+) -> tuple[list, list, int]:
+    """Split a batch's workflows into new rows, conflicting copies, and the number of duplicates.
+
+    The first copy of a key wins the ``workflows`` row; any later copy (in
+    this batch or a later one) with other content is a conflict. A row stored
+    before digests existed (``None``) matches anything.
+    """
+    seen = dict(held)
+    fresh, conflicts, duplicates = [], [], 0
+    for w, sha in digests:
+        key = (w.id, w.sync_version)
+        if key not in seen:
+            seen[key] = sha
+            fresh.append((w, sha))
+        elif seen[key] is None or seen[key] == sha:
+            duplicates += 1
+        else:
+            conflicts.append((w, sha))
+    return fresh, conflicts, duplicates
 
 
 def open_store(url: str) -> Store:
-    """Return the store for ``sqlite:///path`` or ``postgresql://...``; ValueError otherwise."""
-    if url.startswith("sqlite:///"):
-        return SQLiteStore(url.removeprefix("sqlite:///"))
+    """Return the store for ``sqlite:///abs/path``, ``sqlite:rel/path`` or ``postgresql://...``."""
+    if url.startswith("sqlite:"):
+        from ruvon_cloud.sqlite_store import SQLiteStore
+
+        return SQLiteStore(sqlite_path(url))
     if url.startswith(("postgresql://", "postgres://")):
+        from ruvon_cloud.postgres_store import PostgresStore
+
         return PostgresStore(url)
-    raise ValueError(f"unsupported store URL {url!r} (use sqlite:///PATH or postgresql://...)")
+    raise ValueError(
+        f"unsupported store URL {url!r} (use sqlite:///ABS/PATH, sqlite:REL/PATH or postgresql://...)"
+    )
+
+
+def sqlite_path(url: str) -> str:
+    """The file a ``sqlite:`` URL names: ``sqlite:///var/x.db`` is ``/var/x.db``, ``sqlite:x.db`` is relative."""
+    rest = url.removeprefix("sqlite:")
+    if rest.startswith("//"):
+        rest = rest[2:]  # an empty authority: sqlite:///abs -> /abs
+        if not rest.startswith("/"):
+            raise ValueError(
+                f"store URL {url!r} names a host; use sqlite:///ABS/PATH or sqlite:REL/PATH"
+            )
+        rest = "/" + rest.lstrip("/")
+    if not rest:
+        raise ValueError(f"store URL {url!r} names no file")
+    return rest

@@ -6,10 +6,14 @@ Importing this package is cheap: names are loaded on first use, so
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
+
+# A library stays silent until the application configures logging (no "last resort" stderr lines).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     "WorkflowEngine": "ruvon_edge.compose",

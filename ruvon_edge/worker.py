@@ -18,6 +18,7 @@ at start (the row version makes one of them back off, but work is doubled).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -34,6 +35,7 @@ from ruvon_edge.schedule import Scheduler
 from ruvon_edge.status import WorkflowStatus
 
 S = WorkflowStatus
+logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 
 
@@ -44,8 +46,6 @@ class Worker:
         self, engine: Engine, *, worker_id: str, poll_interval: float, zombie_threshold: float, concurrency: int,
         grace_seconds: float, heartbeat_interval: float | None, clock: Clock | None, stop_event: asyncio.Event,
     ) -> None:  # fmt: skip
-        import structlog
-
         self.engine = engine
         self.worker_id = worker_id
         self.poll_interval = poll_interval
@@ -58,7 +58,10 @@ class Worker:
         self.jobs: dict[asyncio.Task, str] = {}
         self.slots = asyncio.Semaphore(self.concurrency)
         self.wake = asyncio.Event()
-        self.log = structlog.get_logger("ruvon_edge.worker").bind(worker_id=worker_id)
+
+    def log(self, level: int, event: str, **fields: Any) -> None:
+        """Log ``event`` with ``fields`` and this worker's id (stdlib logging; JSON under ``serve``)."""
+        logger.log(level, event, extra={"worker_id": self.worker_id, **fields})
 
     # -- main loop -----------------------------------------------------------------------
     async def serve(self) -> int:
@@ -67,7 +70,7 @@ class Worker:
         await self.maintain()
         await self.resume_unfinished()
         _sd_notify.notify("READY=1", f"STATUS=serving as {self.worker_id}")
-        self.log.info("serve_ready", concurrency=self.concurrency, schedules=self.scheduler.types)
+        self.log(logging.INFO, "serve_ready", concurrency=self.concurrency, schedules=self.scheduler.types)
         watchdog = _sd_notify.watchdog_interval()
         next_ping = next_maintenance = next_schedule = loop.time()
         maintenance_every = max(0.5, min(self.zombie_threshold / 3, 10.0))
@@ -90,7 +93,7 @@ class Worker:
             await self._sleep(timeout)
         _sd_notify.notify("STOPPING=1")
         await self.drain()
-        self.log.info("serve_stopped")
+        self.log(logging.INFO, "serve_stopped")
         return 0
 
     async def _sleep(self, timeout: float | None) -> None:
@@ -108,7 +111,7 @@ class Worker:
         try:
             return await work
         except (PersistenceError, OSError) as exc:
-            self.log.warning("serve_duty_failed", duty=what, error=f"{type(exc).__name__}: {exc}")
+            self.log(logging.WARNING, "serve_duty_failed", duty=what, error=f"{type(exc).__name__}: {exc}")
             return None
 
     async def drain(self) -> None:
@@ -119,7 +122,7 @@ class Worker:
         for job in pending:
             job.cancel()
         if pending:
-            self.log.warning("serve_grace_expired", abandoned=sorted(set(self.jobs.values())))
+            self.log(logging.WARNING, "serve_grace_expired", abandoned=sorted(set(self.jobs.values())))
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- duties --------------------------------------------------------------------------
@@ -147,7 +150,7 @@ class Worker:
         """Requeue dead workers' tasks (fail those out of attempts) and recover zombie workflows."""
         persistence = self.engine.persistence
         for task in await persistence.requeue_stale_tasks(self.zombie_threshold):  # type: ignore[arg-type]
-            self.log.warning("task_requeued" if task["status"] == "QUEUED" else "task_abandoned",
+            self.log(logging.WARNING, "task_requeued" if task["status"] == "QUEUED" else "task_abandoned",
                              task_id=task["task_id"], attempts=task.get("attempts"))  # fmt: skip
             if task["status"] != "QUEUED":
                 self.spawn(task["workflow_id"], self.engine.complete_async_task(task["task_id"]))
@@ -161,7 +164,7 @@ class Worker:
             outcome = await zombies.recover(self.engine, stale, resume=self._resume)
             for wid, what in outcome.items():
                 if what != "task":
-                    self.log.warning("zombie_recovered", workflow_id=wid, action=what)
+                    self.log(logging.WARNING, "zombie_recovered", workflow_id=wid, action=what)
 
     async def _resume(self, wid: str) -> None:
         self.spawn(wid, self.engine.run(wid))
@@ -177,7 +180,7 @@ class Worker:
                     self.spawn(row["id"], self.engine.run(row["id"]))
                 else:
                     self.spawn(row["id"], tasks.reconcile(self.engine, row), beat_now=False)
-        self.log.info("serve_resumed", workflows=len(self.jobs))
+        self.log(logging.INFO, "serve_resumed", workflows=len(self.jobs))
 
     async def _all(self, status: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
@@ -214,7 +217,7 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one workflow's trouble must not stop the worker
-            self.log.error("job_failed", workflow_id=wid, error=f"{type(exc).__name__}: {exc}")
+            self.log(logging.ERROR, "job_failed", workflow_id=wid, error=f"{type(exc).__name__}: {exc}")
 
     async def _beat(self, wid: str, step: str | None, now: bool) -> None:
         if not now:
@@ -223,7 +226,7 @@ class Worker:
             try:
                 await self.engine.persistence.heartbeat_update(wid, self.worker_id, step)
             except PersistenceError as exc:
-                self.log.warning("heartbeat_failed", workflow_id=wid, error=str(exc))
+                self.log(logging.WARNING, "heartbeat_failed", workflow_id=wid, error=str(exc))
             await asyncio.sleep(self.heartbeat_interval)
 
 

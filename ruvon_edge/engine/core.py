@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import logging
 import weakref
 from typing import Any
 from uuid import UUID
@@ -38,6 +39,7 @@ from ruvon_edge.providers.template_engine import TemplateEngine
 from ruvon_edge.status import RETRYABLE, TERMINAL, WorkflowStatus
 
 S = WorkflowStatus
+logger = logging.getLogger(__name__)
 
 
 class Engine:
@@ -338,10 +340,8 @@ class Engine:
         try:
             await getattr(self.observer, hook)(*args)
         except Exception as exc:  # observers must not change a workflow's outcome
-            import structlog  # only on this rare path: keeps the engine's import light
-
-            structlog.get_logger("ruvon_edge.engine").warning(
-                "observer_failed", hook=hook, error=f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "observer_failed", extra={"hook": hook, "error": f"{type(exc).__name__}: {exc}"}
             )
 
     # -- async tasks -----------------------------------------------------------------------
@@ -403,12 +403,9 @@ class Engine:
         try:
             await self.run(workflow_id)
         except Exception as exc:  # nobody awaits this run; the workflow stays resumable by `run`
-            import structlog
-
-            structlog.get_logger("ruvon_edge.engine").warning(
+            logger.warning(
                 "background_run_failed",
-                workflow_id=str(workflow_id),
-                error=f"{type(exc).__name__}: {exc}",
+                extra={"workflow_id": str(workflow_id), "error": f"{type(exc).__name__}: {exc}"},
             )
 
 

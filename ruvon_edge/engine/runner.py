@@ -10,6 +10,7 @@ A row is changed only on a copy: if the commit fails, nothing in memory lies.
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ruvon_edge.engine.core import Engine
 
 S = WorkflowStatus
+logger = logging.getLogger(__name__)
 
 CHILD_WAITS = frozenset({S.PENDING_SUB_WORKFLOW, S.WAITING_CHILD_HUMAN_INPUT})
 """A parent waiting on its child: running its step again reads (or runs) the child."""
@@ -224,6 +226,7 @@ class Runner:
         events[0]["new_status"] = final
         events.append(audit.event(audit.WORKFLOW_FAILED, step.name, old_status, final, error=error))
         await self._commit(row, events, [])
+        log_failed(self.row)
         await self.engine.notify("on_workflow_status_changed", row["id"], old_status, final)
         await self.engine.notify("on_workflow_failed", row["id"], error)
 
@@ -274,6 +277,7 @@ class Runner:
             compensation_failures=failures,
         )
         await self._commit(row, [event], [])
+        log_failed(self.row)
         await self.engine.notify("on_workflow_status_changed", row["id"], S.ACTIVE, final)
         await self.engine.notify("on_workflow_failed", row["id"], row.get("error"))
 
@@ -374,14 +378,28 @@ class Runner:
                 row["id"], row["parent_id"], row["status"]
             )
         except Exception as exc:  # the child's commit stands whatever happens to the parent
-            import structlog
-
-            structlog.get_logger("ruvon_edge.engine").warning(
+            logger.warning(
                 "child_report_failed",
-                workflow_id=row["id"],
-                parent_id=row["parent_id"],
-                error=describe(exc),
+                extra={
+                    "workflow_id": row["id"],
+                    "parent_id": row["parent_id"],
+                    "error": describe(exc),
+                },
             )
+
+
+def log_failed(row: dict[str, Any]) -> None:
+    """One warning per workflow that ends FAILED*: the line an operator looks for first."""
+    logger.warning(
+        "workflow_failed",
+        extra={
+            "workflow_type": row["workflow_type"],
+            "workflow_id": str(row["id"]),
+            "status": row["status"],
+            "step": row.get("current_step"),
+            "error": row.get("error"),
+        },
+    )
 
 
 def describe(exc: BaseException) -> str:

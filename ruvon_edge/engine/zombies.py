@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ruvon_edge.engine import audit, tasks
+from ruvon_edge.engine.runner import log_failed
 from ruvon_edge.providers.persistence import (
     ConcurrentUpdateError,
     Transition,
@@ -83,6 +84,7 @@ async def mark_crashed(engine: Engine, row: dict[str, Any], beat: dict[str, Any]
     await engine.persistence.commit(
         [Transition(workflow=failed, expected_version=beat["version"], audit=[event])]
     )
+    log_failed(failed)
     await engine.notify(
         "on_workflow_status_changed", row["id"], row["status"], S.FAILED_WORKER_CRASH
     )

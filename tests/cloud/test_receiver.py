@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
 import time
 import uuid
 
@@ -161,3 +162,52 @@ def test_malformed_envelopes_are_400(rx):
     assert _post(rx, wrong_device, batch_id).status_code == 400
     assert _post(rx, body, "other-batch").status_code == 400
     assert rx.rows("workflows") == []
+
+
+def _registry(rx: Receiver) -> dict:
+    """The device's registry row and its refusals, read with plain sqlite3."""
+    with sqlite3.connect(rx.db) as conn:
+        conn.row_factory = sqlite3.Row
+        device = dict(
+            conn.execute("SELECT * FROM devices WHERE device_id = ?", (DEVICE,)).fetchone()
+        )
+        refusals = [dict(r) for r in conn.execute("SELECT * FROM refusals ORDER BY at")]
+    return {"device": device, "refusals": refusals}
+
+
+def test_a_refused_batch_is_recorded_with_the_key_presented(rx):
+    """A batch refused for its signature is answered 401 and kept as the device's last refusal."""
+    batch_id, body = _body([_workflow()])
+    assert _post(rx, body, batch_id, secret="0" * 64).status_code == 401
+    seen = _registry(rx)
+    assert [(r["status"], r["reason"], r["key_id"]) for r in seen["refusals"]] == [
+        (401, "bad signature", rx.key_id)
+    ]
+    assert (
+        seen["device"]["last_refusal_reason"] == "bad signature"
+        and seen["device"]["workflows"] == 0
+    )
+
+
+def test_batch_health_and_heartbeat_reach_the_registry(rx):
+    """The optional agent field of a batch and a signed heartbeat update what the device reported; a bad heartbeat is 400."""
+    wf = _workflow()
+    batch_id, body = _body([wf])
+    doc = json.loads(body)
+    doc["agent"] = {"version": "0.2.0", "backlog": 7, "quarantined": 0}
+    assert _post(rx, json.dumps(doc).encode(), batch_id).status_code == 200
+    assert (_registry(rx)["device"]["backlog"], _registry(rx)["device"]["last_batch_id"]) == (
+        7,
+        batch_id,
+    )
+    path = protocol.heartbeat_path(DEVICE)
+    beat = json.dumps({"agent": {"version": "0.2.0", "backlog": 0, "clock_offset_s": 0.2},
+                       "sent_at": "2026-01-01T00:00:00Z"}).encode()  # fmt: skip
+    headers = protocol.signed_headers(rx.key_id, rx.secret, path, beat, "hb-1")
+    r = httpx.post(rx.url + path, content=beat, headers=headers)
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+    device = _registry(rx)["device"]
+    assert (device["backlog"], device["clock_offset_s"], device["workflows"]) == (0, 0.2, 1)
+    junk = b'{"sent_at": "x"}'
+    headers = protocol.signed_headers(rx.key_id, rx.secret, path, junk, "hb-2")
+    assert httpx.post(rx.url + path, content=junk, headers=headers).status_code == 400

@@ -7,23 +7,8 @@ import uuid
 
 import pytest
 
-from ruvon_cloud.store import PostgresStore, SQLiteStore, open_store
+from ruvon_cloud.store import open_store
 from sync_agent.protocol import WireAuditLog, WireWorkflow
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = SQLiteStore(str(tmp_path / "cloud.db"))
-    else:
-        dsn = request.getfixturevalue("postgres_dsn")
-        schema = f"ruvon_cloud_test_{uuid.uuid4().hex[:12]}"
-        s = PostgresStore(f"{dsn}?schema={schema}")
-    await s.initialize()
-    yield s
-    if isinstance(s, PostgresStore):
-        await s._pool.execute(f'DROP SCHEMA "{s.schema}" CASCADE')
-    await s.close()
 
 
 def _wf(wid: str, version: int) -> WireWorkflow:

@@ -29,6 +29,7 @@ def _step(name: str):
             os.write(fd, f"{context.workflow_id} {name}\n".encode())
         finally:
             os.close(fd)
+        print(f"step {name}", flush=True)  # the event the killing test counts
         return {"trail": [*state.trail, name], "payload": state.payload + name * 50}
 
     step.__name__ = name

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ruvon_cloud.app import ReceiverApp
 from ruvon_cloud.auth import KeyRing
-from ruvon_cloud.store import SQLiteStore
+from ruvon_cloud.sqlite_store import SQLiteStore
 from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon_edge.providers.persistence import Transition
 from sync_agent.agent import CycleReport, SyncAgent

@@ -27,6 +27,7 @@ The worker imports task code only from ``RUVON_ALLOW_MODULES``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import uuid
@@ -36,6 +37,8 @@ from ruvon_edge.implementations.execution._remote import (
     RemoteExecutionProvider,
     TaskRunner,
 )
+
+logger = logging.getLogger(__name__)
 
 TASK_NAME = "ruvon_edge.run_task"
 _STATES = {"PENDING": "QUEUED", "RECEIVED": "QUEUED", "RETRY": "QUEUED", "STARTED": "RUNNING",
@@ -228,11 +231,7 @@ class CeleryExecutor(RemoteExecutionProvider):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # broker or backend briefly away: try again next round
-                import structlog
-
-                structlog.get_logger("ruvon_edge.celery").warning(
-                    "poll_failed", error=f"{type(exc).__name__}: {exc}"
-                )
+                logger.warning("poll_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             await asyncio.sleep(self.poll_seconds)
 
     def _report(self, task_id: str, result: Any, error: str | None) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -42,6 +43,8 @@ from ruvon_edge.implementations.execution._remote import (
     TaskRunner,
 )
 from ruvon_edge.providers.execution import ExecutionContext
+
+logger = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 WORKER_DIED = "worker died"
@@ -240,9 +243,7 @@ class PostgresExecutor(RemoteExecutionProvider):
 
 
 def _log(event: str, detail: str) -> None:
-    import structlog
-
-    structlog.get_logger("ruvon_edge.postgres_executor").warning(event, detail=detail)
+    logger.warning(event, extra={"detail": detail})
 
 
 # -- worker process --------------------------------------------------------------------------------
