@@ -27,9 +27,9 @@ from ruvon_edge.providers.persistence import (
     UnreadableRecord,
     WorkflowRecord,
 )
-from sync_agent import ledger
+from sync_agent import health, ledger
 from sync_agent.batching import ENVELOPE_BYTES, HEALTH_BYTES, Batch, Handoff, Rec, encode, utcnow
-from sync_agent.protocol import BatchResponse
+from sync_agent.protocol import AgentHealth, BatchResponse
 from sync_agent.settings import SyncSettings
 from sync_agent.transport import AuthRefused, Stopped, TooLarge, Transport, TransportError
 
@@ -101,6 +101,7 @@ class SyncAgent:
         self.stop = transport.stop
         self.ledger = ledger.Ledger(provider)
         self.health: dict | None = None  # the "agent" object each batch carries
+        self.heartbeats = True  # until a receiver answers 404 (it predates them)
         self._units: dict[str, _Unit] = {}
         self._applying: asyncio.Task | None = None
 
@@ -116,6 +117,7 @@ class SyncAgent:
             await self._release_size_quarantine(report)
             while not self.stop.is_set():
                 before = (report.deleted, report.audit_acked)
+                self.health = health.as_field(await self._health())
                 await self._pass(report)
                 if report.errors or (report.deleted, report.audit_acked) == before:
                     break
@@ -128,6 +130,8 @@ class SyncAgent:
         report.body_bytes = transport.raw_bytes - body_before
         report.wire_bytes = transport.sent_bytes - wire_before
         await self._record(report, transport.retries - retries_before)
+        if report.ok and self.heartbeats and not report.stopped:
+            await self._heartbeat()  # nothing (more) to send: say how the device is now
         return report
 
     async def _record(self, report: CycleReport, retries: int) -> None:
@@ -143,8 +147,33 @@ class SyncAgent:
         await book.add(ledger.SYNCED_WORKFLOWS, report.deleted)
         await book.add(ledger.SYNCED_AUDIT, report.audit_acked)
         await book.add(ledger.RETRIES, retries)
+        await self._note_clock()
+
+    async def _note_clock(self) -> None:
         if self.transport.clock_offset is not None:
-            await book.note(ledger.CLOCK_OFFSET, repr(self.transport.clock_offset))
+            await self.ledger.note(ledger.CLOCK_OFFSET, repr(self.transport.clock_offset))
+
+    async def _health(self) -> AgentHealth:
+        return await health.measure(self.provider, self.transport.clock_offset)
+
+    async def _heartbeat(self) -> None:
+        """Tell the receiver how the device is once nothing is left to send (so idle is not dead).
+
+        Best effort: a failure is logged and does not fail the cycle, whose
+        deliveries stand; a 404 (a receiver that predates heartbeats) stops them.
+        """
+        try:
+            known = await self.transport.heartbeat(health.heartbeat_body(await self._health()))
+        except TransportError as exc:
+            log.warning("heartbeat_failed", error=str(exc), http_status=exc.status)
+            return
+        finally:
+            await self._note_clock()
+        if not known:
+            self.heartbeats = False
+            log.info("heartbeat_unsupported", detail="the receiver answered 404; heartbeats stop")
+        else:
+            log.debug("heartbeat_sent")
 
     async def _release_size_quarantine(self, report: CycleReport) -> None:
         """Send again what was held back as too large for a batch limit that has since been raised."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_json
 
 ENVELOPE_BYTES = 256  # batch_id, device_id, sent_at and the JSON around the two arrays
-HEALTH_BYTES = 512  # the optional "agent" object at most
+HEALTH_BYTES = 512  # the optional "agent" object at most (health.as_field keeps it under)
 
 Rec = tuple[str, str, str, bytes | memoryview]  # (kind, record id, workflow id, JSON)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import signal
 import sys
@@ -255,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     level: Any = getattr(args, "log_level", "warning")
     configure_json_logs(level, sys.stderr)
+    for chatty in ("httpx", "httpcore"):  # a line per request; batch_synced/batch_retry say more
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         return _dispatch(args)
     except (SettingsError, quarantine.UnknownRecord) as exc:
