@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -380,6 +381,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cmd_validate(args, settings)
     if args.verb == "serve":
         return cmd_serve(args, settings)
+    # A one-shot verb reports a failure as its one error line; the library's log lines
+    # (e.g. "disk full: released the reserve") belong to the daemons' logs, not here.
+    logging.getLogger("ruvon_edge").addHandler(logging.NullHandler())
     if args.verb == "demo":
         return cmd_demo(args)
     return asyncio.run(_ASYNC_VERBS[args.verb](args, settings))

@@ -38,6 +38,10 @@ class PersistenceError(RuntimeError):
     """A storage operation failed (I/O, lock timeout, disk full, corrupt file)."""
 
 
+class DiskFullError(PersistenceError):
+    """The device's disk is full: new work is refused until sync frees space; nothing stored is lost."""
+
+
 class WorkflowNotFoundError(PersistenceError, ValueError):
     """No workflow has that id."""
 

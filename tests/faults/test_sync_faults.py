@@ -22,7 +22,7 @@ from sync.harness import (
 )
 
 from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon_edge.providers.persistence import PersistenceError, Transition
+from ruvon_edge.providers.persistence import Transition
 from sync_agent import protocol
 
 
@@ -281,22 +281,3 @@ def protocol_secret(value: str):
     from pydantic import SecretStr
 
     return SecretStr(value)
-
-
-async def test_disk_full_refuses_new_work_but_queued_work_still_syncs(tmp_path):
-    """With the database at max_page_count a new workflow fails clearly; the queued ones sync; the file stays intact."""
-    db, ids = await _device(tmp_path, n=60, audit_per=5)
-    with sqlite3.connect(db) as conn:
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-    full = {"max_page_count": pages + 2}
-    async with SQLitePersistenceProvider(db, **full) as p:
-        with pytest.raises(PersistenceError, match="full"):
-            await make_finished(p, 50, 5, state={"blob": "y" * 8000})
-    with Receiver(tmp_path) as rx:
-        report = await drain(agent_settings(db, rx.url, rx), **full)
-        assert report.ok and report.deleted == 60
-        assert sorted(r[0] for r in rx.rows("workflows")) == sorted(ids)
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    async with SQLitePersistenceProvider(db, **full) as p:
-        assert len(await make_finished(p, 5, 1)) == 5  # the freed pages take new work again

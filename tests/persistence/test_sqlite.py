@@ -16,6 +16,7 @@ from ruvon_edge.implementations.persistence import _schema
 from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon_edge.providers.persistence import (
     ConcurrentUpdateError,
+    DiskFullError,
     PersistenceError,
     Transition,
     WorkflowNotFoundError,
@@ -199,7 +200,7 @@ async def test_lock_held_by_another_connection_fails_clearly(tmp_path):
 
 
 async def test_disk_full_fails_cleanly_and_spares_the_group(tmp_path):
-    """Disk full fails only the call that overflowed, with a clear message, nothing half-written, file intact."""
+    """SQLITE_FULL (here a page cap) fails only the call that overflowed, clearly, nothing half-written, file intact."""
     path = tmp_path / "full.db"
     async with SQLitePersistenceProvider(path):
         pass
@@ -212,8 +213,8 @@ async def test_disk_full_fails_cleanly_and_spares_the_group(tmp_path):
         results = await asyncio.gather(
             store_commit(s, big), *(store_commit(s, w) for w in small), return_exceptions=True
         )
-        assert isinstance(results[0], PersistenceError)
-        assert str(results[0]) == f"database or disk is full ({path})"
+        assert isinstance(results[0], DiskFullError)
+        assert str(results[0]).startswith(f"disk full: cannot write {path} ")
         assert results[1:] == [[1]] * 5
         with pytest.raises(WorkflowNotFoundError):
             await s.load_workflow(big["id"])

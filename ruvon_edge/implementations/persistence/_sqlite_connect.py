@@ -60,7 +60,8 @@ def open_writer(path: str, tuning: Tuning) -> sqlite3.Connection:
     """The writer: schema checked first, then WAL and the pragmas, then a migration if one is due."""
     conn = connect(path, tuning.busy_timeout_seconds)
     try:
-        _schema.inspect(conn, path)
+        if _schema.inspect(conn, path) == 0:  # a new database: freed pages can go back to the disk
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {tuning.synchronous}")

@@ -29,12 +29,14 @@ Needs SQLite >= 3.35 (RETURNING).
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 from uuid import UUID
 
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
+    DiskFullError,
     PersistenceError,
     PersistenceProvider,
     QuarantinedRecord,
@@ -45,11 +47,14 @@ from ruvon_edge.providers.persistence import (
 
 from . import _schema
 from . import _sqlite_connect as connect
+from . import _sqlite_space as space
 from . import _sqlite_sync as sync_sql
 from . import _sqlite_tasks as task_sql
 from . import _sqlite_workflows as wf_sql
+from ._disk_reserve import DiskReserve, configured_size
 from ._sqlite_thread import ConnectionThread
 
+logger = logging.getLogger(__name__)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 6, 11, 13, 26
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
@@ -61,13 +66,17 @@ class SQLitePersistenceProvider(PersistenceProvider):
     ``busy_timeout_seconds``: how long a write waits for another process's lock
     before failing with ``PersistenceError`` ("database is locked").
     ``journal_size_limit`` (bytes) and ``wal_autocheckpoint`` (pages) bound the WAL.
-    ``max_page_count``: cap the database size in pages (``PRAGMA max_page_count``),
-    e.g. to reserve disk on a device or to test "disk full"; None = SQLite's default.
+    ``max_page_count``: cap the database size in pages (``PRAGMA max_page_count``);
+    None = SQLite's default. It does not bound the WAL, so it is no guard against a
+    full disk: ``disk_reserve_bytes`` is.
     ``max_group``: most write calls one group commit may share.
     ``read_only``: open a plain reader (``mode=ro``, ``query_only``, no migration,
     no writer thread; see ``_sqlite_connect``): works on a read-only file and
     while another process holds the write lock; every write method raises
     ``PersistenceError`` ("... opened read-only").
+    ``disk_reserve_bytes``: the ballast kept beside the database for sync's deletes
+    on a full disk (default ``$RUVON_DISK_RESERVE_BYTES`` or 2 MiB, 0 = none; see
+    ``_disk_reserve``). While it is missing, engine writes fail with ``DiskFullError``.
     """
 
     def __init__(
@@ -81,6 +90,7 @@ class SQLitePersistenceProvider(PersistenceProvider):
         max_page_count: int | None = None,
         max_group: int = 64,
         read_only: bool = False,
+        disk_reserve_bytes: int | None = None,
     ) -> None:
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(
@@ -95,6 +105,12 @@ class SQLitePersistenceProvider(PersistenceProvider):
         self.wal_autocheckpoint = int(wal_autocheckpoint)
         self.max_page_count = max_page_count
         self.read_only = read_only
+        no_disk = read_only or self.db_path == ":memory:"
+        self._reserve = DiskReserve(
+            self.db_path, 0 if no_disk else configured_size(disk_reserve_bytes)
+        )
+        self.disk_full_refusals = 0
+        """Engine writes refused because the disk was full (see ``_disk_reserve``)."""
         self._max_group = max_group
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
@@ -122,7 +138,15 @@ class SQLitePersistenceProvider(PersistenceProvider):
                 return
             self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
                                             max_group=self._max_group)  # fmt: skip
-            await self._writer.start()
+            try:
+                await self._writer.start()
+            except DiskFullError:  # even opening needs a few bytes (-wal, -shm): spend the reserve
+                self._reserve.release()
+                await self._writer.stop()
+                self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
+                                                max_group=self._max_group)  # fmt: skip
+                await self._writer.start()
+            self._reserve.restore()
             if self.db_path == ":memory:":  # one connection is the whole database
                 self._reader = self._writer
             else:
@@ -163,7 +187,11 @@ class SQLitePersistenceProvider(PersistenceProvider):
             msg = (f"{self.db_path}: database is locked (another connection held the write lock "
                    f"longer than busy_timeout_seconds={self.busy_timeout_seconds:g})")  # fmt: skip
         elif code == _SQLITE_FULL:
-            msg = f"database or disk is full ({self.db_path})"
+            full = DiskFullError(
+                f"disk full: cannot write {self.db_path} (new workflows are refused until sync frees space)"
+            )
+            full.__cause__ = exc
+            return full
         elif code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
             msg = f"{self.db_path} is not a valid Ruvon Edge database: {exc}"
         else:
@@ -179,12 +207,90 @@ class SQLitePersistenceProvider(PersistenceProvider):
             )
         return thread
 
-    async def _write(self, fn, *args):
+    def _writer_for(self, fn) -> ConnectionThread:
         if self.read_only:
             raise PersistenceError(
                 f"{self.db_path}: opened read-only; {fn.__name__} needs a read-write store"
             )
-        return await self._require(self._writer).call(fn, *args, write=True)
+        return self._require(self._writer)
+
+    async def _write(self, fn, *args):
+        """Run ``fn`` in a write transaction, unless the disk reserve is gone (``DiskFullError``).
+
+        Most "full" disks on a small device are a WAL grown between
+        checkpoints, so a write that hits SQLITE_FULL gives space back and is
+        retried once -- but only if the reserve could be allocated again: the
+        reserve's space is for sync's deletes, never for new engine work.
+        """
+        writer = self._writer_for(fn)
+        await self._admit()
+        try:
+            return await writer.call(fn, *args, write=True)
+        except DiskFullError:
+            self._reserve.release()
+            await self._admit()
+            return await writer.call(fn, *args, write=True)
+
+    async def _freeing_write(self, fn, *args):
+        """A write of sync's (acks, deletes, cursors): it may spend the reserve, then gives space back.
+
+        While the reserve is missing the WAL is truncated and free pages go
+        back to the filesystem after each such write, so what sync deleted
+        becomes disk space again and the reserve is allocated again when it fits.
+        """
+        writer = self._writer_for(fn)
+        try:
+            result = await writer.call(fn, *args, write=True)
+        except DiskFullError:
+            self._reserve.release()
+            await self._give_back_space()
+            result = await writer.call(fn, *args, write=True)
+        if not self._reserve.present():
+            await self._give_back_space()
+            self._reserve.restore()
+        return result
+
+    async def _freeing_delete(self, fn, ids: list[str], *rest) -> int:
+        """Delete in one transaction or, when even the reserve is too small for it, in halves.
+
+        Each half that commits frees space for the next, so a full disk never
+        blocks sync's deletes whatever the batch size; every row keeps its own
+        safety predicate, so splitting changes nothing about what is deleted.
+        """
+        try:
+            return await self._freeing_write(fn, ids, *rest)
+        except DiskFullError:
+            if len(ids) < 2:
+                raise
+            half = len(ids) // 2
+            first = await self._freeing_delete(fn, ids[:half], *rest)
+            return first + await self._freeing_delete(fn, ids[half:], *rest)
+
+    async def _admit(self) -> None:
+        """Let an engine write through while the reserve is in place or can be allocated again."""
+        if self._reserve.present():  # one stat; no query
+            return
+        await self._give_back_space()
+        if self._reserve.restore():
+            return
+        self.disk_full_refusals += 1
+        logger.warning("disk full: refused a write (refusals so far: %d)", self.disk_full_refusals)
+        raise DiskFullError(
+            f"disk full: no room for the {self._reserve.size}-byte reserve beside {self.db_path} "
+            "that sync needs; new work is refused until sync frees space"
+        )
+
+    async def _give_back_space(self) -> None:
+        """Truncate the WAL and return free pages to the filesystem (``_sqlite_space``); best effort."""
+        writer = self._require(self._writer)
+        try:
+            await writer.call(space.truncate_wal)
+            for _ in range(256):  # at most 64 MiB per call, a step at a time
+                if not await writer.call(space.shrink):
+                    break
+                await writer.call(space.truncate_wal)
+        except PersistenceError as exc:
+            logger.info("disk space not given back yet: %s", exc)
 
     async def _read(self, fn, *args):
         return await self._require(self._reader).call(fn, *args)
@@ -272,15 +378,15 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def delete_synced_workflows(
         self, ids: list[str], *, versions: dict[str, int] | None = None
     ) -> int:
-        return await self._write(sync_sql.delete_synced_workflows, list(ids), versions)
+        return await self._freeing_delete(sync_sql.delete_synced_workflows, list(ids), versions)
 
     async def ack_synced_audit_logs(self, audit_ids: list[str]) -> int:
-        return await self._write(sync_sql.ack_synced_audit_logs, list(audit_ids))
+        return await self._freeing_delete(sync_sql.ack_synced_audit_logs, list(audit_ids))
 
     async def quarantine_sync_record(
         self, kind: str, record_id: str, reason: str, *, limit_bytes: int | None = None
     ) -> None:
-        await self._write(
+        await self._freeing_write(
             sync_sql.quarantine_sync_record, kind, str(record_id), reason, limit_bytes
         )
 
@@ -290,10 +396,10 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def requeue_sync_records(
         self, ids: list[str] | None = None, *, below_limit: int | None = None
     ) -> list[QuarantinedRecord]:
-        return await self._write(sync_sql.requeue_sync_records, ids, below_limit)
+        return await self._freeing_write(sync_sql.requeue_sync_records, ids, below_limit)
 
     async def purge_sync_records(self, ids: list[str] | None = None) -> list[QuarantinedRecord]:
-        return await self._write(sync_sql.purge_sync_records, ids)
+        return await self._freeing_write(sync_sql.purge_sync_records, ids)
 
     async def sync_backlog(self) -> dict:
         return await self._read(sync_sql.sync_backlog)
@@ -302,4 +408,4 @@ class SQLitePersistenceProvider(PersistenceProvider):
         return await self._read(sync_sql.get_edge_sync_state, key)
 
     async def set_edge_sync_state(self, key: str, value: str) -> None:
-        await self._write(sync_sql.set_edge_sync_state, key, value)
+        await self._freeing_write(sync_sql.set_edge_sync_state, key, value)

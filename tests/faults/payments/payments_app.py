@@ -1,0 +1,34 @@
+"""A two-step payment whose every step run leaves a marker line (``$PAYMENT_MARKERS``), so tests can count runs."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel
+
+
+class PaymentState(BaseModel):
+    amount: int = 0
+    note: str = ""
+    fail: bool = False
+    authorized: bool = False
+    captured: bool = False
+
+
+def _mark(context, step: str) -> None:
+    path = os.environ.get("PAYMENT_MARKERS")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{context.workflow_id} {step}\n")
+
+
+def authorize(state: PaymentState, context) -> dict:
+    _mark(context, "authorize")
+    return {"authorized": True}
+
+
+def capture(state: PaymentState, context) -> dict:
+    _mark(context, "capture")
+    if state.fail:
+        raise RuntimeError("card declined")
+    return {"captured": True}
