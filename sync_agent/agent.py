@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
@@ -30,53 +30,12 @@ from ruvon_edge.providers.persistence import (
 from sync_agent import health, ledger
 from sync_agent.batching import ENVELOPE_BYTES, HEALTH_BYTES, Batch, Handoff, Rec, encode, utcnow
 from sync_agent.protocol import AgentHealth, BatchResponse
+from sync_agent.report import CycleReport
 from sync_agent.settings import SyncSettings
-from sync_agent.transport import AuthRefused, Stopped, TooLarge, Transport, TransportError
+from sync_agent.transport import Stopped, TooLarge, Transport, TransportError
 
 log = structlog.get_logger("ruvon_sync")
 _IN_FLIGHT = 2  # sends awaiting an answer at once; more only queues at the receiver
-
-
-@dataclass
-class CycleReport:
-    """What one ``drain`` did; ``errors`` empty means nothing failed.
-
-    ``reason``, ``http_status`` and ``attempts`` describe the failure that
-    ended the cycle; ``problems`` names records set aside (quarantined) on the way.
-    """
-
-    batches: int = 0
-    workflows_acked: int = 0
-    audit_acked: int = 0
-    deleted: int = 0
-    quarantined: int = 0
-    released: int = 0
-    rejected_retryable: int = 0
-    errors: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    reason: str | None = None
-    http_status: int | None = None
-    attempts: int = 0
-    auth_refused: bool = False
-    stopped: bool = False
-    body_bytes: int = 0
-    wire_bytes: int = 0
-    duration_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def idle(self) -> bool:
-        """Nothing was sent, set aside or released, and nothing failed."""
-        return self.ok and not (self.batches or self.quarantined or self.released)
-
-    def fail(self, exc: TransportError) -> None:
-        """Record the failure that ends this cycle."""
-        self.errors.append(str(exc))
-        self.reason, self.http_status, self.attempts = exc.reason, exc.status, exc.attempts
-        self.auth_refused = self.auth_refused or isinstance(exc, AuthRefused)
 
 
 @dataclass
@@ -129,29 +88,10 @@ class SyncAgent:
         report.duration_s = time.monotonic() - started
         report.body_bytes = transport.raw_bytes - body_before
         report.wire_bytes = transport.sent_bytes - wire_before
-        await self._record(report, transport.retries - retries_before)
+        await self.ledger.record(report, transport.retries - retries_before, transport.clock_offset)
         if report.ok and self.heartbeats and not report.stopped:
             await self._heartbeat()  # nothing (more) to send: say how the device is now
         return report
-
-    async def _record(self, report: CycleReport, retries: int) -> None:
-        """Leave the cycle's outcome in the store (see ``ledger``)."""
-        book = self.ledger
-        if report.ok:
-            await book.note(ledger.LAST_SUCCESS, utcnow())
-        else:
-            await book.count_failure(report.reason or "error")
-        if report.errors or report.problems:  # a record set aside is an error to show, too
-            await book.note(ledger.LAST_ERROR, (report.errors or report.problems)[-1][:500])
-            await book.note(ledger.LAST_ERROR_AT, utcnow())
-        await book.add(ledger.SYNCED_WORKFLOWS, report.deleted)
-        await book.add(ledger.SYNCED_AUDIT, report.audit_acked)
-        await book.add(ledger.RETRIES, retries)
-        await self._note_clock()
-
-    async def _note_clock(self) -> None:
-        if self.transport.clock_offset is not None:
-            await self.ledger.note(ledger.CLOCK_OFFSET, repr(self.transport.clock_offset))
 
     async def _health(self) -> AgentHealth:
         return await health.measure(self.provider, self.transport.clock_offset)
@@ -168,7 +108,7 @@ class SyncAgent:
             log.warning("heartbeat_failed", error=str(exc), http_status=exc.status)
             return
         finally:
-            await self._note_clock()
+            await self.ledger.note_clock(self.transport.clock_offset)
         if not known:
             self.heartbeats = False
             log.info("heartbeat_unsupported", detail="the receiver answered 404; heartbeats stop")

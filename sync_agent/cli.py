@@ -28,7 +28,8 @@ from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
 from sync_agent import quarantine, status, version
 from sync_agent._lock import LockBusy, SyncLock
-from sync_agent.agent import CycleReport, SyncAgent
+from sync_agent.agent import SyncAgent
+from sync_agent.report import CycleReport
 from sync_agent.settings import SettingsError, SyncSettings, load_settings
 from sync_agent.transport import Transport
 

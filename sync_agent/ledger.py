@@ -13,6 +13,8 @@ import json
 import structlog
 
 from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
+from sync_agent.batching import utcnow
+from sync_agent.report import CycleReport
 
 log = structlog.get_logger("ruvon_sync")
 
@@ -50,6 +52,26 @@ class Ledger:
         """Add ``n`` to a counter."""
         if n:
             await self.note(key, str(int(await self.provider.get_edge_sync_state(key) or 0) + n))
+
+    async def record(self, report: CycleReport, retries: int, clock_offset: float | None) -> None:
+        """Leave a cycle's outcome: success or a failure by reason, the last error, the counters."""
+        now = utcnow()
+        if report.ok:
+            await self.note(LAST_SUCCESS, now)
+        else:
+            await self.count_failure(report.reason or "error")
+        if report.errors or report.problems:  # a record set aside is an error to show, too
+            await self.note(LAST_ERROR, (report.errors or report.problems)[-1][:500])
+            await self.note(LAST_ERROR_AT, now)
+        await self.add(SYNCED_WORKFLOWS, report.deleted)
+        await self.add(SYNCED_AUDIT, report.audit_acked)
+        await self.add(RETRIES, retries)
+        await self.note_clock(clock_offset)
+
+    async def note_clock(self, offset: float | None) -> None:
+        """Keep the latest measured clock offset (seconds, device minus receiver)."""
+        if offset is not None:
+            await self.note(CLOCK_OFFSET, repr(offset))
 
     async def count_failure(self, reason: str) -> None:
         """Add one to the failures of this ``reason``."""

@@ -32,7 +32,8 @@ from ruvon_cloud.auth import KeyRing
 from ruvon_cloud.sqlite_store import SQLiteStore
 from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon_edge.providers.persistence import Transition
-from sync_agent.agent import CycleReport, SyncAgent
+from sync_agent.agent import SyncAgent
+from sync_agent.report import CycleReport
 from sync_agent.settings import SyncSettings
 from sync_agent.transport import Transport
 
