@@ -1,48 +1,60 @@
-"""The receiver as a plain ASGI app: ``POST /v1/devices/{device_id}/batches``, ``GET /v1/health``.
+"""The receiver as a plain ASGI app.
 
-Order of work for a batch, cheapest refusal first: bound the body as it
-arrives (413), authenticate the exact bytes received (401/403) before parsing
-anything, decompress with a bound (413), validate the envelope (400) and then
-every record on its own (a bad record is rejected with a reason, the rest are
-stored), commit once, and only then answer 200.
+Routes: ``POST /v1/devices/{device_id}/batches`` and ``.../heartbeat``
+(signed), ``GET /v1/health`` (liveness), ``GET /v1/ready`` (200 only while
+the store can commit), ``GET /metrics`` (Prometheus text, unless served on
+another listener or turned off).
+
+Order of work for a signed request, cheapest refusal first: what the headers
+alone can tell (401, before any body byte is read), the body within a size
+bound (413) and a read deadline (408), the signature over the exact bytes
+(401/403), then an in-flight slot (503 when full: slots are counted only for
+authentic requests, so half-sent or forged requests cannot starve devices),
+then ``ruvon_cloud.batch`` (gzip budget, record count, parse, validation),
+one commit, and only then 200. A store failure anywhere -- authentication
+included -- is 503 with ``Retry-After`` and one log line.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import time
-import zlib
-from typing import Any, Literal
+from typing import Any
 
-import structlog
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
-
-from ruvon_cloud.auth import AuthError, KeyRing, authenticate
-from ruvon_cloud.store import Store
+from ruvon_cloud import batch
+from ruvon_cloud.auth import AuthError, KeyRing, precheck, verify
+from ruvon_cloud.batch import HTTPError
+from ruvon_cloud.metrics import CONTENT_TYPE, ReceiverMetrics, render
+from ruvon_cloud.store import Store, StoreUnavailable
 from sync_agent.protocol import (
     DEVICE_ID_PATTERN,
     H_IDEMPOTENCY,
     H_KEY_ID,
     HEALTH_PATH,
-    AgentHealth,
     BatchResponse,
     Heartbeat,
-    Rejection,
-    WireAuditLog,
-    WireWorkflow,
 )
 
+READY_PATH = "/v1/ready"
+METRICS_PATH = "/metrics"
 _DEVICE_ROUTE = re.compile(rf"/v1/devices/({DEVICE_ID_PATTERN})/(batches|heartbeat)")
-log = structlog.get_logger("ruvon_cloud")
+_REJECT_CODES = (("NUL", "nul_character"), ("surrogate", "lone_surrogate"),
+                 ("64-bit", "integer_too_large"), ("nested deeper", "too_deep"),
+                 ("not a JSON number", "not_a_number"))  # fmt: skip
+_RESULTS = {200: "stored", 400: "invalid", 401: "unauthenticated", 403: "forbidden",
+            408: "body_timeout", 413: "too_large", 415: "bad_encoding", 503: "unavailable"}  # fmt: skip
+log = logging.getLogger(__name__)
 
 
-class HTTPError(Exception):
-    """Answer with ``status`` and a one-line JSON ``error``."""
-
-    def __init__(self, status: int, error: str, retry_after: int | None = None) -> None:
-        self.status, self.error, self.retry_after = status, error, retry_after
-        super().__init__(error)
+def _route_label(path: str) -> str:
+    """A bounded label for a request path (device ids stay out of latency metrics)."""
+    match = _DEVICE_ROUTE.fullmatch(path)
+    if match:
+        return match.group(2)
+    return path.rsplit("/", 1)[-1] if path in (HEALTH_PATH, READY_PATH, METRICS_PATH) else "other"
 
 
 class ReceiverApp:
@@ -54,16 +66,23 @@ class ReceiverApp:
         keyring: KeyRing,
         *,
         max_body_bytes: int = 8 << 20,
-        max_decoded_bytes: int = 64 << 20,
+        max_decoded_bytes: int = 32 << 20,
+        decoded_budget_bytes: int = 96 << 20,
         max_records: int = 50_000,
         max_inflight: int = 8,
+        body_timeout: float = 30.0,
+        serve_metrics: bool = True,
     ) -> None:
         self.store = store
         self.keyring = keyring
         self.max_body_bytes = max_body_bytes
         self.max_decoded_bytes = max_decoded_bytes
+        self.budget = batch.DecodedBudget(max(decoded_budget_bytes, max_decoded_bytes))
         self.max_records = max_records
         self.max_inflight = max_inflight
+        self.body_timeout = body_timeout
+        self.serve_metrics = serve_metrics
+        self.metrics = ReceiverMetrics()
         self._inflight = 0
 
     async def __call__(self, scope: dict, receive, send) -> None:
@@ -72,12 +91,27 @@ class ReceiverApp:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
+        route = _route_label(scope["path"])
         try:
             status, payload = await self._route(scope, receive)
-            await _respond(send, status, payload)
         except HTTPError as exc:
-            extra = [(b"retry-after", str(exc.retry_after).encode())] if exc.retry_after else []
-            await _respond(send, exc.status, {"error": exc.error}, extra)
+            status, payload = exc.status, exc
+        except StoreUnavailable as exc:
+            log.error("store_unavailable", extra={"path": scope["path"], "error": str(exc)})
+            status, payload = 503, HTTPError(503, "store unavailable", retry_after=5)
+        if isinstance(payload, HTTPError):
+            extra = (
+                [(b"retry-after", str(payload.retry_after).encode())] if payload.retry_after else []
+            )
+            await _respond(send, status, {"error": payload.error}, extra)
+        elif isinstance(payload, bytes):
+            await _respond(send, status, payload, [], CONTENT_TYPE)
+        else:
+            await _respond(send, status, payload)
+        self.metrics.latency.observe(time.perf_counter() - started, route=route)
+        if route == "batches":
+            self.metrics.batches.inc(result=_RESULTS.get(status, f"http_{status}"))
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -92,233 +126,180 @@ class ReceiverApp:
 
     async def _route(self, scope: dict, receive) -> tuple[int, Any]:
         path, method = scope["path"], scope["method"]
-        if path == HEALTH_PATH:
+        simple = {HEALTH_PATH: self._health, READY_PATH: self._ready}
+        if self.serve_metrics:
+            simple[METRICS_PATH] = self.render_metrics
+        if path in simple:
             if method not in ("GET", "HEAD"):
                 raise HTTPError(405, "method not allowed")
-            return 200, {"status": "ok"}
+            return await simple[path]()
         match = _DEVICE_ROUTE.fullmatch(path)
         if match is None:
             raise HTTPError(404, "not found")
         if method != "POST":
             raise HTTPError(405, "method not allowed")
+        device_id, kind = match.groups()
+        return 200, await self._device_request(scope, receive, device_id, kind)
+
+    async def _health(self) -> tuple[int, Any]:
+        return 200, {"status": "ok"}
+
+    async def _ready(self) -> tuple[int, Any]:
+        """Ready only while a one-row commit succeeds within 5 s."""
+        try:
+            async with asyncio.timeout(5):
+                await self.store.can_commit()
+        except (StoreUnavailable, TimeoutError) as exc:
+            reason = str(exc) or "store did not commit within 5 s"
+            return 503, HTTPError(503, f"not ready: {reason}", retry_after=5)
+        return 200, {"status": "ready"}
+
+    async def render_metrics(self) -> tuple[int, bytes]:
+        """The Prometheus exposition: this process's counters and the store's per-device gauges."""
+        self.metrics.inflight.set(self._inflight)
+        self.metrics.decoded.set(self.budget.in_use)
+        try:
+            devices: list[dict] | None = await self.store.devices()
+        except StoreUnavailable:
+            devices = None
+        return 200, render([*self.metrics.own(), *self.metrics.devices(devices)])
+
+    async def _device_request(self, scope: dict, receive, device_id: str, kind: str) -> dict:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        signed_path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
+        try:
+            claim = await precheck(self.store, headers)
+            raw = await self._read_body(headers, receive)
+            await verify(self.store, self.keyring, claim, device_id, signed_path.split("?")[0], raw)
+        except AuthError as exc:
+            await self._refused(device_id, exc, headers.get(H_KEY_ID.lower(), "")[:128] or None)
+            raise HTTPError(exc.status, exc.reason) from None
         if self._inflight >= self.max_inflight:
             raise HTTPError(503, "receiver busy", retry_after=1)
         self._inflight += 1
         try:
-            device_id, kind = match.groups()
-            headers = {
-                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
-            }
-            raw = await self._read_body(headers, receive)
-            await self._authenticate(scope, headers, device_id, raw)
-            if kind == "heartbeat":
-                return 200, await self._heartbeat(headers, device_id, raw)
-            return 200, await self._batch(headers, device_id, raw)
+            decoded = batch.decode(
+                headers.get("content-encoding", ""), raw, self.max_decoded_bytes, self.budget
+            )
+            try:
+                if kind == "heartbeat":
+                    return await self._heartbeat(device_id, decoded.body)
+                return await self._batch(headers, device_id, decoded.body, len(raw))
+            finally:
+                decoded.release()
         finally:
             self._inflight -= 1
 
-    async def _authenticate(self, scope: dict, headers: dict, device_id: str, raw: bytes) -> None:
-        """Verify the request; a refusal is answered, logged and kept in the store."""
-        signed_path = (
-            scope.get("raw_path", scope["path"].encode()).decode("latin-1").split("?", 1)[0]
-        )
+    async def _refused(self, device_id: str, exc: AuthError, key_id: str | None) -> None:
+        """Count, log and keep a refusal; failing to keep it does not change the answer."""
+        self.metrics.auth_refusals.inc(reason=exc.code)
+        log.warning("request_refused", extra={"device_id": device_id, "status": exc.status,
+                                              "reason": exc.reason, "key_id": key_id})  # fmt: skip
         try:
-            await authenticate(self.store, self.keyring, headers, device_id, signed_path, raw)
-        except AuthError as exc:
-            log.warning("batch_refused", device_id=device_id, status=exc.status, reason=exc.reason)
-            key_id = headers.get(H_KEY_ID.lower(), "")[:128] or None
             await self.store.record_refusal(device_id, exc.status, exc.reason, key_id)
-            raise HTTPError(exc.status, exc.reason) from None
+        except StoreUnavailable as err:
+            log.error("refusal_not_recorded", extra={"device_id": device_id, "error": str(err)})
 
-    async def _heartbeat(self, headers: dict, device_id: str, raw: bytes) -> dict:
+    async def _heartbeat(self, device_id: str, body: bytes) -> dict:
         try:
-            beat = Heartbeat.model_validate_json(self._decode(headers, raw))
-        except ValidationError as exc:
-            raise HTTPError(400, f"not a heartbeat: {exc.errors()[0]['msg']}") from None
+            beat = Heartbeat.model_validate_json(body)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise HTTPError(400, f"not a heartbeat: {str(exc).splitlines()[0]}") from None
         await self.store.heartbeat(device_id, beat.agent)
+        self.metrics.heartbeats.inc()
         return {"status": "ok"}
 
-    async def _batch(self, headers: dict, device_id: str, raw: bytes) -> dict:
+    async def _batch(self, headers: dict, device_id: str, body: bytes, wire_bytes: int) -> dict:
         started = time.perf_counter()
-        body = self._decode(headers, raw)
-        batch_id, workflows, audits, rejected, agent = self._records(
-            body, device_id, headers.get(H_IDEMPOTENCY.lower())
+        parsed = batch.parse(
+            body,
+            device_id,
+            headers.get(H_IDEMPOTENCY.lower()),
+            self.max_records,
+            nul_ok=self.store.holds_nul,
         )
-        try:
-            await self.store.ingest(device_id, batch_id, workflows, audits, agent)
-        except Exception as exc:  # the store failed: nothing is acked, the device retries later
-            log.error("batch_store_failed", device_id=device_id, batch_id=batch_id, error=str(exc))
-            raise HTTPError(503, "store unavailable", retry_after=5) from None
-        response = BatchResponse(
-            batch_id=batch_id,
-            acked_workflow_ids=[w.id for w in workflows],
-            acked_audit_ids=[a.audit_id for a in audits],
-            rejected=rejected,
+        commit_started = time.perf_counter()
+        stored = await self.store.ingest(
+            device_id, parsed.batch_id, parsed.workflows, parsed.audits, parsed.agent
         )
+        self._count(parsed, stored, time.perf_counter() - commit_started)
         log.info(
-            "batch_stored", device_id=device_id, batch_id=batch_id, workflows=len(workflows),
-            audit_logs=len(audits), rejected=len(rejected), bytes=len(raw),
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            "batch_stored", extra={
+                "device_id": device_id, "batch_id": parsed.batch_id, "workflows": stored.workflows,
+                "audit_logs": stored.audit_logs, "duplicates": stored.duplicates,
+                "conflicts": stored.conflicts, "rejected": len(parsed.rejected), "bytes": wire_bytes,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1)},
         )  # fmt: skip
-        return response.model_dump()
+        return BatchResponse(
+            batch_id=parsed.batch_id,
+            acked_workflow_ids=[w.id for w in parsed.workflows],
+            acked_audit_ids=[a.audit_id for a in parsed.audits],
+            rejected=parsed.rejected,
+        ).model_dump()
 
-    def _records(
-        self, body: bytes, device_id: str, idempotency_key: str | None
-    ) -> tuple[str, list[WireWorkflow], list[WireAuditLog], list[Rejection], AgentHealth | None]:
-        """Parse and validate a batch: batch id, valid workflows and audit rows, rejections.
-
-        The common case -- every record valid -- is one pass of pydantic over the
-        bytes; anything else takes the record-by-record path, which names each
-        bad record (the answers of the two paths are the same for a valid batch).
-        """
-        try:
-            fast = _Batch.model_validate_json(body)
-        except ValidationError:
-            fast = None
-        if fast is not None:
-            doc: dict = {"batch_id": fast.batch_id, "device_id": fast.device_id}
-        else:
-            doc = self._parse(body)
-        batch_id = _envelope(doc, device_id, idempotency_key)
-        if fast is not None:
-            items: tuple[list, list] = (fast.workflows, fast.audit_logs)
-        else:
-            items = (doc["workflows"], doc["audit_logs"])
-        if len(items[0]) + len(items[1]) > self.max_records:
-            raise HTTPError(413, f"more than {self.max_records} records in one batch")
-        if fast is not None:
-            return batch_id, fast.workflows, fast.audit_logs, [], fast.agent
-        return batch_id, *_validate(*items), _agent(doc.get("agent"))
+    def _count(self, parsed: batch.Parsed, stored, commit_s: float) -> None:
+        m = self.metrics
+        m.commit.observe(commit_s)
+        m.records_stored.inc(stored.workflows, kind="workflow")
+        m.records_stored.inc(stored.audit_logs, kind="audit")
+        m.records_duplicate.inc(stored.duplicates, kind="any")
+        m.conflicts.inc(stored.conflicts)
+        for r in parsed.rejected:
+            code = next((c for text, c in _REJECT_CODES if text in r.reason), "invalid")
+            m.records_rejected.inc(kind=r.kind, reason=code)
 
     async def _read_body(self, headers: dict[str, str], receive) -> bytes:
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise HTTPError(413, f"body larger than {self.max_body_bytes} bytes")
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HTTPError(400, "client disconnected")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise HTTPError(413, f"body larger than {self.max_body_bytes} bytes")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise HTTPError(400, "client disconnected")
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self.max_body_bytes:
+                        raise HTTPError(413, f"body larger than {self.max_body_bytes} bytes")
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            raise HTTPError(
+                408, f"request body not received within {self.body_timeout:g} s"
+            ) from None
         return b"".join(chunks)
 
-    def _decode(self, headers: dict[str, str], raw: bytes) -> bytes:
-        encoding = headers.get("content-encoding", "identity").strip().lower()
-        if encoding in ("", "identity"):
-            return raw
-        if encoding != "gzip":
-            raise HTTPError(415, f"unsupported content-encoding {encoding!r}")
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            out = inflater.decompress(raw, self.max_decoded_bytes + 1)
-        except zlib.error:
-            raise HTTPError(400, "body is not valid gzip") from None
-        if len(out) > self.max_decoded_bytes or inflater.unconsumed_tail:
-            raise HTTPError(413, f"decompressed body larger than {self.max_decoded_bytes} bytes")
-        if not inflater.eof:
-            raise HTTPError(400, "gzip body is truncated")
-        return out
 
-    @staticmethod
-    def _parse(body: bytes) -> dict:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise HTTPError(400, "body is not JSON") from None
-        if not isinstance(doc, dict):
-            raise HTTPError(400, "body is not a JSON object")
-        return doc
+class MetricsApp:
+    """``GET /metrics`` of a receiver, alone: for a listener of its own (``--metrics-listen``)."""
+
+    def __init__(self, receiver: ReceiverApp) -> None:
+        self.receiver = receiver
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] != METRICS_PATH:
+            await _respond(send, 404, {"error": "not found"})
+            return
+        _, body = await self.receiver.render_metrics()
+        await _respond(send, 200, body, [], CONTENT_TYPE)
 
 
-def _envelope(doc: dict, device_id: str, idempotency_key: str | None) -> str:
-    """Check the batch envelope; return its batch id."""
-    batch_id = doc.get("batch_id")
-    if not isinstance(batch_id, str) or not 0 < len(batch_id) <= 128:
-        raise HTTPError(400, "batch_id missing or not a string")
-    if idempotency_key is not None and idempotency_key != batch_id:
-        raise HTTPError(400, "Idempotency-Key does not match batch_id")
-    if doc.get("device_id") != device_id:
-        raise HTTPError(400, "device_id in the body does not match the path")
-    for key in ("workflows", "audit_logs"):
-        if not isinstance(doc.get(key, []), list):
-            raise HTTPError(400, f"{key} is not a list")
-        doc.setdefault(key, [])
-    return batch_id
-
-
-class _Batch(BaseModel):
-    """A batch whose every record is valid (the fast path); envelope rules are ``_envelope``'s."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    batch_id: Any = None
-    device_id: Any = None
-    workflows: list[WireWorkflow] = Field(default_factory=list)
-    audit_logs: list[WireAuditLog] = Field(default_factory=list)
-    agent: AgentHealth | None = None
-
-
-def _agent(value: Any) -> AgentHealth | None:
-    """The optional health report; one that does not validate is ignored, never the batch."""
-    try:
-        return None if value is None else AgentHealth.model_validate(value)
-    except ValidationError:
-        log.warning("agent_health_ignored")
-        return None
-
-
-_LISTS: dict[str, TypeAdapter[Any]] = {
-    "workflow": TypeAdapter(list[WireWorkflow]),
-    "audit": TypeAdapter(list[WireAuditLog]),
-}
-
-
-def _validate(
-    items_wf: list, items_au: list
-) -> tuple[list[WireWorkflow], list[WireAuditLog], list[Rejection]]:
-    """Validate every record on its own; bad ones become non-retryable rejections.
-
-    The whole list is validated in one call first (the common, all-valid case);
-    only a list with an error is walked record by record to name the bad ones.
-    """
-    rejected: list[Rejection] = []
-    ok: dict[str, list] = {"workflow": [], "audit": []}
-    kind: Literal["workflow", "audit"]
-    for kind, model, id_key, items in (
-        ("workflow", WireWorkflow, "id", items_wf),
-        ("audit", WireAuditLog, "audit_id", items_au),
-    ):
-        try:
-            ok[kind] = _LISTS[kind].validate_python(items)
-            continue
-        except ValidationError:
-            pass
-        for item in items:
-            try:
-                ok[kind].append(model.model_validate(item))
-            except ValidationError as exc:
-                ident = item.get(id_key) if isinstance(item, dict) else None
-                err = exc.errors()[0]
-                where = ".".join(str(p) for p in err["loc"]) or kind
-                rejected.append(
-                    Rejection(
-                        kind=kind,
-                        id=str(ident or "")[:256],
-                        reason=f"{where}: {err['msg']}",
-                        retryable=False,
-                    )
-                )
-    return ok["workflow"], ok["audit"], rejected
-
-
-async def _respond(send, status: int, payload: Any, extra: list | None = None) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _respond(
+    send,
+    status: int,
+    payload: Any,
+    extra: list | None = None,
+    content_type: str = "application/json",
+) -> None:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send(
         {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
     )

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
-from ruvon_cloud.store import Store, Tx
+from ruvon_cloud.store import Store, StoreUnavailable, Tx, describe
 
 _MIGRATION_LOCK = "ruvon-cloud/migrate"
 
@@ -32,6 +32,7 @@ class PostgresStore(Store):
     """asyncpg pool; JSONB columns."""
 
     json_type = "JSONB"
+    holds_nul = False
     floor = "FLOOR({})::BIGINT"
 
     def __init__(self, dsn: str) -> None:
@@ -40,10 +41,20 @@ class PostgresStore(Store):
         self.schema = query.pop("schema", [None])[0]
         self.dsn = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
         self._pool: Any = None
+        # errors that mean the database is unreachable or failing (asyncpg's join on first use)
+        self._outages: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 
     async def initialize(self) -> None:
         import asyncpg  # the [postgres] extra; imported only when this store is used
 
+        self._outages = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+        try:
+            await self._connect(asyncpg)
+        except self._outages as exc:
+            await self.close()
+            raise StoreUnavailable(describe(exc)) from exc
+
+    async def _connect(self, asyncpg: Any) -> None:
         if self._pool is not None:
             return
         settings = {"search_path": self.schema} if self.schema else {}
@@ -72,15 +83,21 @@ class PostgresStore(Store):
     async def transaction(self, lock: str | None = None) -> AsyncIterator[Tx]:
         if self._pool is None:
             raise RuntimeError("store is not initialized")
-        async with self._pool.acquire() as conn, conn.transaction():
-            if lock is not None:
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", lock)
-            yield _PostgresTx(conn)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                if lock is not None:
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", lock)
+                yield _PostgresTx(conn)
+        except self._outages as exc:
+            raise StoreUnavailable(describe(exc)) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple]:
         if self._pool is None:
             raise RuntimeError("store is not initialized")
-        return [tuple(r) for r in await self._pool.fetch(numbered(sql), *args)]
+        try:
+            return [tuple(r) for r in await self._pool.fetch(numbered(sql), *args)]
+        except self._outages as exc:
+            raise StoreUnavailable(describe(exc)) from exc
 
     def any_of(self, column: str, values: Sequence[str]) -> tuple[str, Any]:
         return f"{column} = ANY(?::text[])", list(values)

@@ -18,14 +18,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ruvon_cloud.store import Store, Tx
+from ruvon_cloud.store import Store, StoreUnavailable, Tx, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-class StoreUnavailable(Exception):
-    """The store cannot be opened at all (one line, naming the file)."""
 
 
 class SQLiteStore(Store):
@@ -46,9 +42,9 @@ class SQLiteStore(Store):
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
     def _connect(self) -> sqlite3.Connection:
-        folder = Path(self.path).absolute().parent
+        folder = Path(self.path).resolve().parent
         if not folder.is_dir():
-            raise StoreUnavailable(f"store directory {folder} does not exist")
+            raise ValueError(f"store directory {folder} does not exist (create it first)")
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode=WAL")
@@ -66,6 +62,9 @@ class SQLiteStore(Store):
             async with self.transaction() as tx:
                 await self.migrate(tx)
             self._rconn = await self._on(self._reader, self._connect)
+        except sqlite3.Error as exc:
+            await self.close()
+            raise StoreUnavailable(f"{self.path}: {describe(exc)}") from exc
         except BaseException:
             await self.close()
             raise
@@ -86,19 +85,25 @@ class SQLiteStore(Store):
             conn = self._wconn
             if conn is None:
                 raise RuntimeError("store is not initialized")
-            await self._on(self._writer, conn.execute, "BEGIN IMMEDIATE")
             try:
-                yield _SQLiteTx(functools.partial(self._on, self._writer), conn)
-                await self._on(self._writer, conn.execute, "COMMIT")
-            except BaseException:
-                await self._on(self._writer, _rollback, conn)
-                raise
+                await self._on(self._writer, conn.execute, "BEGIN IMMEDIATE")
+                try:
+                    yield _SQLiteTx(functools.partial(self._on, self._writer), conn)
+                    await self._on(self._writer, conn.execute, "COMMIT")
+                except BaseException:
+                    await self._on(self._writer, _rollback, conn)
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(describe(exc)) from exc
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple]:
         conn = self._rconn
         if conn is None:
             raise RuntimeError("store is not initialized")
-        return await self._on(self._reader, lambda: conn.execute(sql, args).fetchall())
+        try:
+            return await self._on(self._reader, lambda: conn.execute(sql, args).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(describe(exc)) from exc
 
     def any_of(self, column: str, values: Sequence[str]) -> tuple[str, Any]:
         return f"{column} IN (SELECT value FROM json_each(?))", json.dumps(list(values))

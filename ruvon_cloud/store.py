@@ -76,6 +76,17 @@ class Tx(Protocol):
         """Run one query; return its rows."""
 
 
+class StoreUnavailable(Exception):
+    """The store failed (down, locked, disk full): nothing was committed; retry later."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming a store error's cause; a full disk says ENOSPC whatever the layer."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    full = getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "No space left" in text
+    return f"ENOSPC: {text}" if full and not text.startswith("ENOSPC") else text
+
+
 @dataclass(frozen=True)
 class Stored:
     """What one batch changed: new rows, copies already held, and conflicting copies kept."""
@@ -90,6 +101,7 @@ class Store(ABC):
     """The receiver's durable state; subclasses supply connections, transactions and dialect."""
 
     json_type = "TEXT"
+    holds_nul = True  # SQLite TEXT holds U+0000; PostgreSQL text/jsonb cannot
     floor = "CAST({} AS INTEGER)"  # of a non-negative number; PostgreSQL's CAST rounds instead
     _writes = 0
 
@@ -129,6 +141,11 @@ class Store(ABC):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             str(schema.SCHEMA_VERSION),
         )
+
+    async def recorded_master_key(self) -> str | None:
+        """The fingerprint of the master key the store was initialised with, if any."""
+        rows = await self.fetch("SELECT value FROM meta WHERE key = 'master_key_fingerprint'")
+        return rows[0][0] if rows else None
 
     async def claim_master_key(self, fingerprint: str) -> tuple[str, bool]:
         """Record ``fingerprint`` if the store has none; return the recorded one and whether it is new."""

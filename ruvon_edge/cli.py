@@ -123,14 +123,22 @@ def _parse_json_object(text: str, option: str) -> dict[str, Any]:
         except OSError as exc:
             raise UsageError(f"{option} {text[1:]}: {exc.strerror or exc}") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{option}: invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except RecursionError:
+        raise UsageError(f"{option}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity
+        raise UsageError(f"{option}: invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise UsageError(f"{option}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not standard JSON (use null or a string)")
 
 
 def _workflow_id(text: str) -> UUID:
@@ -253,12 +261,18 @@ def cmd_validate(args: argparse.Namespace, settings: _cli_config.Settings) -> in
 
 
 async def cmd_run(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
+    from ruvon_edge.providers.persistence import IdempotencyKeySyncedError
+
     data = _parse_json_object(args.data, "--data")
     registry, (definition,) = _build_registry(settings, [args.file])
     async with _engine(settings, registry, must_exist=False) as engine:
-        wf = await engine.start_workflow(
-            definition.workflow_type, data, idempotency_key=args.idempotency_key
-        )
+        try:
+            wf = await engine.start_workflow(
+                definition.workflow_type, data, idempotency_key=args.idempotency_key
+            )
+        except IdempotencyKeySyncedError as synced:  # it ran before and has left the device
+            _emit(args, synced.record(), str(synced))
+            return OK if synced.status == WorkflowStatus.COMPLETED else FAILURE
         return _outcome(args, await engine.run(wf.id))
 
 

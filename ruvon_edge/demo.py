@@ -231,22 +231,26 @@ def main(workdir: str | None = None, payments: int = 20, as_json: bool = False) 
             receiver.wait(timeout=10)
         except subprocess.TimeoutExpired:
             receiver.kill()
-    left = _left_on_device(db)
+    left, kept = _left_on_device(db)
     total = sum(v for k, v in outcome.items() if k.isupper())
     summary = {
         "workdir": str(work), "receiver": url, "device_id": DEVICE_ID, "payments": total,
         "outcomes": dict(outcome), "device_seconds": round(device_seconds, 3), "sync": sync,
-        "left_on_device": left, "receiver_totals": cloud,
+        "left_on_device": left, "failed_kept_on_device": kept, "receiver_totals": cloud,
     }
     print(json.dumps(summary, indent=2) if as_json else _render(summary))
     return 0 if left == 0 and cloud.get("workflows", 0) >= total else 1
 
 
-def _left_on_device(db: Path) -> int:
+def _left_on_device(db: Path) -> tuple[int, int]:
+    """Workflows not yet synced, and synced failures the device keeps for a while (README: retention)."""
     import sqlite3
 
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT count(*) FROM workflows").fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FILTER (WHERE synced_at IS NULL), count(*) FILTER (WHERE synced_at IS NOT NULL) "
+            "FROM workflows"
+        ).fetchone()
 
 
 def _render(s: dict) -> str:
@@ -259,7 +263,8 @@ def _render(s: dict) -> str:
         f"{o.get('declined by a manager', 0)} declined by a manager, {o.get('FAILED_ROLLED_BACK', 0)} rolled back (blocked card)",
         f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_logs_acked', '?')} audit rows "
         f"in {sync.get('batches', '?')} batch(es), {sync.get('quarantined', 0)} quarantined",
-        f"  deleted locally   {sync.get('deleted', '?')} (left on the device: {s['left_on_device']})",
+        f"  deleted locally   {sync.get('deleted', '?')} (left unsynced on the device: {s['left_on_device']}; "
+        f"synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
         f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
         f"  files             {s['workdir']}",
     ])

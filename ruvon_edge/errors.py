@@ -67,5 +67,9 @@ class InvalidInputError(WorkflowError, ValueError):
     """Human input did not validate against the step's ``input_model``; nothing changed."""
 
 
+class UnstorableValueError(InvalidInputError):
+    """Input holds a value the store cannot keep exactly (lone surrogate, NaN/Infinity, too deep); nothing changed."""
+
+
 class StepFailedError(WorkflowError):
     """A step function raised after all its attempts."""

@@ -36,6 +36,11 @@ WAITING: frozenset[str] = frozenset(
 RETRYABLE: frozenset[str] = frozenset({S.FAILED, S.FAILED_CHILD_WORKFLOW, S.FAILED_WORKER_CRASH})
 """Terminal statuses from which ``engine.retry`` restarts the failed step."""
 
+FAILED: frozenset[str] = frozenset(
+    {S.FAILED, S.FAILED_ROLLED_BACK, S.FAILED_CHILD_WORKFLOW, S.FAILED_WORKER_CRASH}
+)
+"""Terminal failures: synced to the cloud but kept on the device for a retention period."""
+
 _ANY_LIVE = frozenset(S) - TERMINAL
 _TRANSITIONS: dict[str, frozenset[str]] = {
     S.ACTIVE: frozenset(S) - {S.ACTIVE},
@@ -47,9 +52,10 @@ _TRANSITIONS: dict[str, frozenset[str]] = {
     S.WAITING_CHILD_HUMAN_INPUT: frozenset(
         {S.PENDING_SUB_WORKFLOW, S.ACTIVE, S.FAILED_CHILD_WORKFLOW, S.FAILED_ROLLED_BACK, S.CANCELLED, S.COMPLETED, S.FAILED}
     ),
-    S.FAILED: frozenset({S.ACTIVE}),
-    S.FAILED_CHILD_WORKFLOW: frozenset({S.ACTIVE}),
-    S.FAILED_WORKER_CRASH: frozenset({S.ACTIVE}),
+    # retried, or given up on by an operator (cancel)
+    S.FAILED: frozenset({S.ACTIVE, S.CANCELLED}),
+    S.FAILED_CHILD_WORKFLOW: frozenset({S.ACTIVE, S.CANCELLED}),
+    S.FAILED_WORKER_CRASH: frozenset({S.ACTIVE, S.CANCELLED}),
     S.COMPLETED: frozenset(),
     S.FAILED_ROLLED_BACK: frozenset(),
     S.CANCELLED: frozenset(),

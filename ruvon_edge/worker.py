@@ -24,15 +24,18 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ruvon_edge import _sd_notify
 from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.engine import tasks, zombies
 from ruvon_edge.engine.core import Engine
+from ruvon_edge.errors import RuvonError
 from ruvon_edge.providers.persistence import ConcurrentUpdateError, PersistenceError
 from ruvon_edge.schedule import Scheduler
 from ruvon_edge.status import WorkflowStatus
+from sync_agent._lock import LockBusy, SyncLock
 
 S = WorkflowStatus
 logger = logging.getLogger(__name__)
@@ -285,11 +288,30 @@ def options_from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return options
 
 
+class AlreadyServing(RuvonError):
+    """Another ``ruvon-edge serve`` holds this database's serve lock."""
+
+
 def main(settings: Any, registry: Any) -> int:
-    """Entry point of ``ruvon-edge serve``: ``settings.db`` and the registry the CLI built."""
+    """Entry point of ``ruvon-edge serve``: ``settings.db`` and the registry the CLI built.
+
+    One ``serve`` per database: two would resume the same workflows and run
+    their current steps twice. An exclusive ``flock`` on ``<db>.serve.lock``
+    (the agent's lock, ``sync_agent._lock``) refuses a second one; the kernel
+    releases it when its holder dies, even by kill -9.
+    """
     configure_json_logs()
     options = options_from_env()
-    return asyncio.run(_main(settings.db, registry, options))
+    if settings.db == ":memory:":
+        return asyncio.run(_main(settings.db, registry, options))
+    lock = Path(f"{settings.db}.serve.lock")
+    try:
+        with SyncLock(lock):
+            return asyncio.run(_main(settings.db, registry, options))
+    except LockBusy:
+        raise AlreadyServing(
+            f"another ruvon-edge serve is running on {settings.db} (it holds {lock})"
+        ) from None
 
 
 async def _main(db: str, registry: Any, options: dict[str, Any]) -> int:

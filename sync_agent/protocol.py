@@ -178,7 +178,7 @@ def verify_signature(
 
 def timestamp_fresh(timestamp: str, now: float | None = None) -> bool:
     """Return True when a unix-seconds ``timestamp`` lies within the ±300 s window."""
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return False
     current = time.time() if now is None else now
     return abs(current - int(timestamp)) <= TIMESTAMP_WINDOW_SECONDS

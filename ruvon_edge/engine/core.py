@@ -20,7 +20,7 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 
 from ruvon_edge.definition.registry import WorkflowRegistry
-from ruvon_edge.engine import audit
+from ruvon_edge.engine import audit, storable
 from ruvon_edge.engine.runner import CHILD_WAITS, Runner
 from ruvon_edge.engine.snapshots import Snapshots
 from ruvon_edge.engine.workflow import Workflow
@@ -32,6 +32,7 @@ from ruvon_edge.providers.observer import NoopObserver, WorkflowObserver
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
     DuplicateIdempotencyKeyError,
+    IdempotencyKeySyncedError,
     PersistenceProvider,
     Transition,
 )
@@ -100,7 +101,11 @@ class Engine:
         owner_id: str | None = None,
         data_region: str | None = None,
     ) -> Workflow:
-        """Create an instance (ACTIVE at its first step); the same idempotency key returns the first one."""
+        """Create an instance (ACTIVE at its first step); the same idempotency key returns the first one.
+
+        If that first one has been synced and deleted, nothing runs and
+        ``IdempotencyKeySyncedError`` says which workflow it was and how it ended.
+        """
         transition = self.new_instance(
             workflow_type,
             initial_data,
@@ -111,6 +116,8 @@ class Engine:
         )
         try:
             versions = await self.persistence.commit([transition])
+        except IdempotencyKeySyncedError:
+            raise  # it ran and left the device: nothing to return but what the error carries
         except DuplicateIdempotencyKeyError as dup:
             if dup.existing_id is None:
                 raise
@@ -139,6 +146,9 @@ class Engine:
             if isinstance(initial_data, BaseModel)
             else dict(initial_data or {})
         )
+        storable.check(data, "initial data")
+        if idempotency_key is not None:
+            storable.check(idempotency_key, "idempotency key")
         try:
             state = model.model_validate(data)
         except ValidationError as exc:
@@ -221,6 +231,7 @@ class Engine:
             return self.view(await Runner(self, row).run(user_input))
 
     def _validated_input(self, row: dict[str, Any], user_input: dict[str, Any]) -> dict[str, Any]:
+        storable.check(user_input, "input")
         step = self.snapshots.definition_of(row).step(row["current_step"])
         model = self.registry.input_model(step) if step.input_model else None
         if model is None:
@@ -233,9 +244,9 @@ class Engine:
             ) from None
 
     async def cancel(self, workflow_id: UUID | str) -> Workflow:
-        """Stop a workflow for good; a finished one cannot be cancelled."""
+        """Stop a workflow for good: a live one, or a failed one nobody will retry (it syncs again)."""
         return await self._set_status(
-            workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL, run=False
+            workflow_id, S.CANCELLED, audit.WORKFLOW_CANCELLED, TERMINAL - RETRYABLE, run=False
         )
 
     async def retry(self, workflow_id: UUID | str) -> Workflow:

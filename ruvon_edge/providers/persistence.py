@@ -59,6 +59,32 @@ class DuplicateIdempotencyKeyError(PersistenceError):
         super().__init__(f"idempotency key {key!r} is already used by workflow {existing_id}")
 
 
+class IdempotencyKeySyncedError(DuplicateIdempotencyKeyError):
+    """The key belongs to a workflow that ended and has left the device (synced); nothing was started.
+
+    The device remembers the key (a tombstone) for the store's idempotency
+    retention after the workflow is deleted: ``existing_id``, ``workflow_type``,
+    ``status`` (how it ended) and ``synced_at`` say which workflow it was.
+    """
+
+    def __init__(
+        self, key: str, existing_id: str, workflow_type: str, status: str, synced_at: str
+    ) -> None:
+        super().__init__(key, existing_id)
+        self.workflow_type = workflow_type
+        self.status = status
+        self.synced_at = synced_at
+        self.args = (
+            f"idempotency key {key!r} was used by workflow {existing_id} ({workflow_type}), which ended "
+            f"{status} and was synced at {synced_at}; nothing was started",
+        )
+
+    def record(self) -> dict[str, str | bool]:
+        """What the device remembers, as a dict (``--json`` output of a refused ``run``)."""
+        return {"id": str(self.existing_id), "workflow_type": self.workflow_type, "status": self.status,
+                "idempotency_key": self.key, "synced_at": self.synced_at, "on_device": False}  # fmt: skip
+
+
 class TaskNotFoundError(PersistenceError):
     """No task has that id."""
 

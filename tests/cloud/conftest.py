@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from providers.stores import drop_schema, unique_schema
 
 from ruvon_cloud.postgres_store import PostgresStore
 from ruvon_cloud.sqlite_store import SQLiteStore
@@ -17,10 +16,9 @@ async def store(request, tmp_path):
         s = SQLiteStore(str(tmp_path / "cloud.db"))
     else:
         dsn = request.getfixturevalue("postgres_dsn")
-        s = PostgresStore(f"{dsn}?schema=ruvon_cloud_test_{uuid.uuid4().hex[:12]}")
+        s = PostgresStore(f"{dsn}?schema={unique_schema()}")
     await s.initialize()
     yield s
-    if isinstance(s, PostgresStore):
-        async with s.transaction() as tx:
-            await tx.execute(f'DROP SCHEMA "{s.schema}" CASCADE')
     await s.close()
+    if isinstance(s, PostgresStore):
+        await drop_schema(s.dsn, s.schema)

@@ -10,24 +10,13 @@ import uuid
 
 import httpx
 import pytest
+from cloud.served import audit as _audit
+from cloud.served import workflow as _workflow
 from sync.harness import DEVICE, Receiver
 
 from sync_agent import protocol
 
 PATH = f"/v1/devices/{DEVICE}/batches"
-
-
-def _workflow(**over) -> dict:
-    wf = {"id": str(uuid.uuid4()), "workflow_type": "Payment", "workflow_version": "1", "status": "COMPLETED",
-          "state": {"amount": 5}, "current_step": "done", "parent_id": None, "idempotency_key": None,
-          "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:01Z",
-          "completed_at": "2026-01-01T00:00:01Z", "sync_version": 3}  # fmt: skip
-    return {**wf, **over}
-
-
-def _audit(wid: str, **over) -> dict:
-    return {"audit_id": str(uuid.uuid4()), "workflow_id": wid, "event_type": "STEP_EXECUTED", "step_name": "a",
-            "old_status": "ACTIVE", "new_status": "COMPLETED", "details": {}, "recorded_at": "2026-01-01T00:00:01Z", **over}  # fmt: skip
 
 
 def _body(workflows=(), audits=(), batch_id=None) -> tuple[str, bytes]:

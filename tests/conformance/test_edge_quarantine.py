@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conformance.records import create
+from conformance.records import create, finish, step, workflow
 from conformance.test_edge_sync import finished
 
-from ruvon_edge.providers.persistence import WorkflowNotFoundError
+from ruvon_edge.providers.persistence import IdempotencyKeySyncedError, WorkflowNotFoundError
 
 
 async def _quarantine_three(store):
@@ -72,3 +72,13 @@ async def test_purge_keeps_a_workflow_that_is_running_again(edge_store):
     await edge_store.quarantine_sync_record("workflow", running["id"], "rejected")
     assert [q.id for q in await edge_store.purge_sync_records()] == [running["id"]]
     assert (await edge_store.load_workflow(running["id"]))["status"] == "ACTIVE"
+
+
+async def test_a_purged_workflow_keeps_its_idempotency_key_spent(edge_store):
+    """Purge deletes the workflow but remembers its key: a new start with it runs nothing (the work may have happened)."""
+    wf = await finish(edge_store, await create(edge_store, idempotency_key="P1"))
+    await edge_store.quarantine_sync_record("workflow", wf["id"], "rejected")
+    assert [q.id for q in await edge_store.purge_sync_records([wf["id"]])] == [wf["id"]]
+    with pytest.raises(IdempotencyKeySyncedError) as err:
+        await edge_store.commit([step(workflow(idempotency_key="P1"), None)])
+    assert err.value.existing_id == wf["id"]

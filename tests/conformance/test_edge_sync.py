@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from conformance.records import create, finish, step
+from conformance.records import create, finish, step, workflow
 
-from ruvon_edge.providers.persistence import WorkflowNotFoundError
+from ruvon_edge.providers.persistence import (
+    DuplicateIdempotencyKeyError,
+    IdempotencyKeySyncedError,
+    WorkflowNotFoundError,
+)
 
 
 async def finished(store, n: int, status: str = "COMPLETED") -> list[dict]:
@@ -198,3 +202,60 @@ async def test_edge_sync_state_reads_back(edge_store):
     await edge_store.set_edge_sync_state("last_success_at", "2026-01-01T00:00:00Z")
     await edge_store.set_edge_sync_state("last_success_at", "2026-01-02T00:00:00Z")
     assert await edge_store.get_edge_sync_state("last_success_at") == "2026-01-02T00:00:00Z"
+
+
+async def _sync(store, wf: dict) -> int:
+    """Ack and settle ``wf`` exactly as the agent does after the cloud acked it."""
+    await ack_all(store, wf)
+    return await store.delete_synced_workflows([wf["id"]], versions={wf["id"]: wf["version"]})
+
+
+async def test_idempotency_key_is_remembered_after_its_workflow_is_synced(edge_store):
+    """A start with the key of a synced, deleted workflow writes nothing and names that workflow and its end."""
+    [done] = [await finish(edge_store, await create(edge_store, idempotency_key="A1"))]
+    assert await _sync(edge_store, done) == 1
+    with pytest.raises(WorkflowNotFoundError):
+        await edge_store.load_workflow(done["id"])
+    again = workflow(idempotency_key="A1")
+    with pytest.raises(IdempotencyKeySyncedError) as err:
+        await edge_store.commit([step(again, None)])
+    assert (err.value.existing_id, err.value.workflow_type, err.value.status) == (
+        done["id"], "Order", "COMPLETED",
+    )  # fmt: skip
+    assert isinstance(err.value, DuplicateIdempotencyKeyError) and err.value.synced_at
+    with pytest.raises(WorkflowNotFoundError):
+        await edge_store.load_workflow(again["id"])
+    other = await create(edge_store, idempotency_key="B2")  # other keys are unaffected
+    assert (await edge_store.load_workflow(other["id"]))["idempotency_key"] == "B2"
+
+
+async def test_failed_workflow_is_kept_after_sync_until_retried(edge_store):
+    """A synced failure stays on the device, out of the pending set; retried and finished, it syncs again and goes."""
+    failed = await finish(edge_store, await create(edge_store), "FAILED")
+    assert await _sync(edge_store, failed) == 1
+    assert (await edge_store.load_workflow(failed["id"]))["status"] == "FAILED"
+    assert await edge_store.get_pending_sync_workflows(10) == []
+    assert (await edge_store.sync_backlog())["pending"] == 0
+    [revived] = await edge_store.commit([step(failed, failed["version"], "ACTIVE")])
+    done = await finish(edge_store, {**failed, "status": "ACTIVE", "version": revived}, "COMPLETED")
+    [record] = await edge_store.get_pending_sync_workflows(10)
+    assert (record.id, record.status, record.sync_version) == (
+        failed["id"],
+        "COMPLETED",
+        done["version"],
+    )
+    assert await _sync(edge_store, done) == 1
+    with pytest.raises(WorkflowNotFoundError):
+        await edge_store.load_workflow(failed["id"])
+
+
+async def test_cancelled_failure_is_synced_again_then_deleted(edge_store):
+    """A kept failure that is cancelled re-enters the pending set with its new version, then is deleted."""
+    failed = await finish(edge_store, await create(edge_store), "FAILED")
+    await _sync(edge_store, failed)
+    [version] = await edge_store.commit([step(failed, failed["version"], "CANCELLED")])
+    [record] = await edge_store.get_pending_sync_workflows(10)
+    assert (record.status, record.sync_version) == ("CANCELLED", version)
+    assert await _sync(edge_store, {**failed, "version": version}) == 1
+    with pytest.raises(WorkflowNotFoundError):
+        await edge_store.load_workflow(failed["id"])

@@ -18,6 +18,7 @@ KILLS = int(os.environ.get("RUVON_KILL_ROUNDS", "200"))
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 200 process starts: minutes on a loaded 2-core machine
 async def test_kill_9_at_random_points_loses_nothing_and_reruns_no_completed_step(tmp_path):
     """After 200 kill -9s at random points, every workflow completes with each step committed exactly once.
 
@@ -34,14 +35,16 @@ async def test_kill_9_at_random_points_loses_nothing_and_reruns_no_completed_ste
             [sys.executable, str(HERE / "crash_app.py"), str(db)], env=env, stdout=subprocess.PIPE, text=True
         )
         assert proc.stdout is not None
-        target, steps = rng.randint(7, 15), 0
-        while steps < target:
-            line = proc.stdout.readline()
-            assert line, "the crash app exited before it was killed"
-            steps += line.startswith("step ")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
+        try:
+            target, steps = rng.randint(7, 15), 0
+            while steps < target:
+                line = proc.stdout.readline()
+                assert line, "the crash app exited before it was killed"
+                steps += line.startswith("step ")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            proc.stdout.close()
 
     sys.path.insert(0, str(HERE))
     os.environ["CRASH_MARKERS"] = str(markers)

@@ -111,6 +111,9 @@ def shape_workflow(
     if terminal and was_terminal and existing is not None:
         row["completed_at"] = existing["completed_at"]
         row["sync_seq"] = existing["sync_seq"]
+        # A failure kept on the device after sync (sync_seq NULL) that is then cancelled is
+        # news to the cloud: it is queued again.
+        needs_seq = existing["sync_seq"] is None and existing["status"] != row["status"]
     elif terminal:
         row["completed_at"] = now
         row["sync_seq"] = None

@@ -12,10 +12,12 @@ from __future__ import annotations
 import sqlite3
 
 from ruvon_edge.providers.persistence import PersistenceError
-from ruvon_edge.status import TERMINAL
+from ruvon_edge.status import FAILED, TERMINAL
 
 TERMINAL_SQL = ", ".join(f"'{s}'" for s in sorted(TERMINAL))
 """The terminal statuses as an SQL list (constants from ``ruvon_edge.status``, never user input)."""
+FAILED_SQL = ", ".join(f"'{s}'" for s in sorted(FAILED))
+"""The failed terminal statuses (kept on the device for a while after sync) as an SQL list."""
 
 MIN_SQLITE = (3, 35, 0)  # RETURNING; window functions and UPDATE ... FROM are older
 
@@ -130,10 +132,32 @@ _V2_EDGE_SYNC = (
     "CREATE INDEX sync_quarantine_workflow ON sync_quarantine(workflow_id)",
 )
 
-# The batch byte limit a too-large record exceeded: raising the limit releases it.
-_V3_QUARANTINE_LIMIT = ("ALTER TABLE sync_quarantine ADD COLUMN limit_bytes INTEGER",)
+_V3_RETENTION = (
+    # A FAILED* workflow stays on the device after it was synced (until retried, cancelled or
+    # its retention ends); synced_at is when, and its sync_seq goes back to NULL meanwhile.
+    "ALTER TABLE workflows ADD COLUMN synced_at TEXT",
+    "CREATE INDEX workflows_synced_at ON workflows(synced_at) WHERE synced_at IS NOT NULL",
+    # An idempotency key outlives its workflow's deletion: a second start with it runs nothing.
+    """CREATE TABLE idempotency_tombstones (
+        idempotency_key TEXT PRIMARY KEY,
+        workflow_id TEXT NOT NULL,
+        workflow_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        synced_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX idempotency_tombstones_expiry ON idempotency_tombstones(expires_at)",
+)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_CORE, _V2_EDGE_SYNC, _V3_QUARANTINE_LIMIT)
+# The batch byte limit a too-large record exceeded: raising the limit releases it.
+_V4_QUARANTINE_LIMIT = ("ALTER TABLE sync_quarantine ADD COLUMN limit_bytes INTEGER",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1_CORE,
+    _V2_EDGE_SYNC,
+    _V3_RETENTION,
+    _V4_QUARANTINE_LIMIT,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,7 +2,8 @@
 
 These decide what leaves the device and what is deleted, so every delete
 carries its whole safety predicate in SQL: terminal, version as handed out,
-no audit row left, not quarantined. A workflow with a quarantined audit row
+no audit row left, not quarantined. What stays after sync (failures for a
+while, idempotency keys) is described in ``_retention``. A workflow with a quarantined audit row
 is held back from the pending set as well: it can never be deleted, and
 resending it every pass would only spend bandwidth.
 """
@@ -18,13 +19,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
+    IdempotencyKeySyncedError,
     QuarantinedRecord,
     UnreadableRecord,
     WorkflowRecord,
 )
 
 from . import _rows
-from ._schema import TERMINAL_SQL
+from ._retention import Retention
+from ._schema import FAILED_SQL, TERMINAL_SQL
 
 _NOT_QUARANTINED = "NOT EXISTS (SELECT 1 FROM sync_quarantine q WHERE q.workflow_id = w.id)"
 # "+w.status" keeps the planner on the sync_seq index (keyset order) instead of the status one.
@@ -63,16 +66,33 @@ _AUDIT_PAGE = (
     "(SELECT 1 FROM sync_quarantine q WHERE q.kind = 'audit' AND q.record_id = b.audit_id) "
     "ORDER BY b.seq LIMIT ?) ORDER BY a.seq"
 )
-# One statement for the whole ack: the (id, version) pairs join the table through its primary
-# key (CROSS JOIN: the planner must start from the list, never scan the terminal set), and every
-# row carries the full safety predicate.
-_DELETE_ELIGIBLE = (
+# The rows of an ack that may leave the pending set, in one statement: the (id, version) pairs
+# join the table through its primary key (CROSS JOIN: the planner must start from the list,
+# never scan the terminal set), and every row carries the full safety predicate.
+_ELIGIBLE = (
     "WITH c(id, version) AS (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') "
-    "FROM json_each(?)) DELETE FROM workflows WHERE rowid IN (SELECT w.rowid FROM c "
+    "FROM json_each(:pairs)) SELECT w.rowid FROM c "
     f"CROSS JOIN workflows w ON w.id = c.id WHERE +w.status IN ({TERMINAL_SQL}) "
     "AND (c.version IS NULL OR w.version = c.version) "
     "AND NOT EXISTS (SELECT 1 FROM sync_quarantine q WHERE q.workflow_id = w.id) "
-    "AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.workflow_id = w.id)) RETURNING id"
+    "AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.workflow_id = w.id)"
+)
+# Failures stay (``_retention``): out of the pending set, stamped, version unchanged.
+_KEEP_FAILED = (
+    "UPDATE workflows SET sync_seq = NULL, synced_at = :now WHERE rowid IN "
+    f"({_ELIGIBLE} AND +w.status IN ({FAILED_SQL})) RETURNING id"
+)
+_DELETE_ELIGIBLE = (
+    f"DELETE FROM workflows WHERE rowid IN ({_ELIGIBLE} AND +w.status NOT IN ({FAILED_SQL})) "
+    "RETURNING id, idempotency_key, workflow_type, status, :now"
+)
+_DELETE_EXPIRED = (
+    "DELETE FROM workflows WHERE synced_at < ? AND sync_seq IS NULL "
+    f"AND status IN ({FAILED_SQL}) RETURNING id, idempotency_key, workflow_type, status, synced_at"
+)
+_REMEMBER_KEY = (
+    "INSERT OR REPLACE INTO idempotency_tombstones "
+    "(idempotency_key, workflow_id, workflow_type, status, synced_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _IN_IDS = "workflow_id IN (SELECT value FROM json_each(?))"
 
@@ -89,7 +109,7 @@ def _obj(text: str | None) -> dict:
     return (json.loads(text, parse_constant=_refuse_constant) if text is not None else None) or {}
 
 
-def _tuples(conn: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
+def _tuples(conn: sqlite3.Connection, sql: str, args: tuple | dict) -> list[tuple]:
     """Plain tuples (no ``sqlite3.Row``): these pages are thousands of rows."""
     cur = conn.cursor()
     cur.row_factory = None
@@ -173,9 +193,14 @@ def ack_synced_audit_logs(conn: sqlite3.Connection, audit_ids: list[str]) -> int
 
 
 def delete_synced_workflows(
-    conn: sqlite3.Connection, ids: list[str], versions: dict[str, int] | None
+    conn: sqlite3.Connection, ids: list[str], versions: dict[str, int] | None, keep: Retention
 ) -> int:
-    """Delete each listed workflow that is still eligible, with its logs, metrics and finished tasks."""
+    """Settle each listed workflow that is still eligible; return how many left the pending set.
+
+    Failures are kept (``_retention``); the others are deleted with their
+    logs, metrics and finished tasks, their idempotency keys remembered. Then
+    failures and keys past their retention go.
+    """
     pairs = [
         [wid, None if versions is None else versions[wid]]
         for wid in dict.fromkeys(str(i) for i in ids)
@@ -183,21 +208,40 @@ def delete_synced_workflows(
     ]
     if not pairs:
         return 0
-    gone = [r[0] for r in _tuples(conn, _DELETE_ELIGIBLE, (json.dumps(pairs),))]
-    _delete_dependents(conn, gone)
-    return len(gone)
+    args = {"pairs": json.dumps(pairs), "now": _rows.now_iso()}
+    kept = _tuples(conn, _KEEP_FAILED, args)
+    gone = _tuples(conn, _DELETE_ELIGIBLE, args)
+    expired = _tuples(conn, _DELETE_EXPIRED, (keep.failed_cutoff(),))
+    _forget(conn, gone + expired, keep)
+    conn.execute("DELETE FROM idempotency_tombstones WHERE expires_at <= ?", (args["now"],))
+    return len(kept) + len(gone)
 
 
-def _delete_dependents(conn: sqlite3.Connection, gone: list[str]) -> None:
-    """Remove what belonged to deleted workflows: logs, metrics, heartbeats, finished tasks."""
-    if gone:
-        arg = (json.dumps(gone),)
-        for table in ("execution_logs", "metrics", "heartbeats"):
-            conn.execute(f"DELETE FROM {table} WHERE {_IN_IDS}", arg)
-        conn.execute(
-            f"DELETE FROM tasks WHERE {_IN_IDS} AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')",
-            arg,
-        )
+def _forget(conn: sqlite3.Connection, rows: list[tuple], keep: Retention) -> None:
+    """Remove what deleted workflows left behind; remember their idempotency keys."""
+    if not rows:
+        return
+    arg = (json.dumps([r[0] for r in rows]),)
+    for table in ("execution_logs", "metrics", "heartbeats"):
+        conn.execute(f"DELETE FROM {table} WHERE {_IN_IDS}", arg)
+    conn.execute(
+        f"DELETE FROM tasks WHERE {_IN_IDS} AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')", arg
+    )
+    expires = keep.key_expiry()
+    keys = [(key, wid, wtype, status, at, expires) for wid, key, wtype, status, at in rows if key]
+    if keys:
+        conn.executemany(_REMEMBER_KEY, keys)
+
+
+def check_idempotency_key(conn: sqlite3.Connection, key: str) -> None:
+    """Raise ``IdempotencyKeySyncedError`` when ``key`` belongs to a workflow sync removed."""
+    row = conn.execute(
+        "SELECT workflow_id, workflow_type, status, synced_at FROM idempotency_tombstones "
+        "WHERE idempotency_key = ? AND expires_at > ?",
+        (key, _rows.now_iso()),
+    ).fetchone()
+    if row is not None:
+        raise IdempotencyKeySyncedError(key, *row)
 
 
 def quarantine_sync_record(
@@ -252,8 +296,14 @@ def requeue_sync_records(
     return _quarantined(_tuples(conn, sql, args))
 
 
-def purge_sync_records(conn: sqlite3.Connection, ids: list[str] | None) -> list[QuarantinedRecord]:
-    """Delete quarantined audit rows, and quarantined workflows that are still terminal, for good."""
+def purge_sync_records(
+    conn: sqlite3.Connection, ids: list[str] | None, keep: Retention
+) -> list[QuarantinedRecord]:
+    """Delete quarantined audit rows, and quarantined workflows that are still terminal, for good.
+
+    A purged workflow's idempotency key is remembered like a synced one's: the
+    work it stood for may have happened, so a new start with that key runs nothing.
+    """
     where, args = _matching(ids)
     purged = _quarantined(
         _tuples(conn, f"DELETE FROM sync_quarantine WHERE {where} RETURNING {_Q_COLS}", args)
@@ -262,14 +312,17 @@ def purge_sync_records(conn: sqlite3.Connection, ids: list[str] | None) -> list[
     conn.execute(
         "DELETE FROM audit_log WHERE audit_id IN (SELECT value FROM json_each(?))", (audit,)
     )
-    wanted = json.dumps([q.id for q in purged if q.kind == "workflow"])
-    gone = [r[0] for r in _tuples(conn, "DELETE FROM workflows WHERE id IN (SELECT value FROM "
-                                  f"json_each(?)) AND status IN ({TERMINAL_SQL}) RETURNING id",
-                                  (wanted,))]  # fmt: skip
-    arg = (json.dumps(gone),)
+    wanted = {
+        "ids": json.dumps([q.id for q in purged if q.kind == "workflow"]),
+        "now": _rows.now_iso(),
+    }
+    gone = _tuples(conn, "DELETE FROM workflows WHERE id IN (SELECT value FROM json_each(:ids)) "
+                   f"AND status IN ({TERMINAL_SQL}) RETURNING id, idempotency_key, workflow_type, "
+                   "status, :now", wanted)  # fmt: skip
+    arg = (json.dumps([r[0] for r in gone]),)
     conn.execute(f"DELETE FROM audit_log WHERE {_IN_IDS}", arg)
     conn.execute(f"DELETE FROM sync_quarantine WHERE {_IN_IDS}", arg)
-    _delete_dependents(conn, gone)
+    _forget(conn, gone, keep)
     return purged
 
 

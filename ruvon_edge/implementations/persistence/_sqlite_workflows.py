@@ -17,6 +17,7 @@ from ruvon_edge.providers.persistence import (
 )
 
 from . import _rows
+from ._sqlite_sync import check_idempotency_key
 from ._sqlite_tasks import insert_tasks
 
 _COLS = ", ".join(_rows.WORKFLOW_COLUMNS)
@@ -65,6 +66,8 @@ def write_workflow(
         if actual != expected:
             raise ConcurrentUpdateError(wid, expected, actual)
     row, needs_seq = _rows.shape_workflow(wid, data, current, now)
+    if current is None and row["idempotency_key"]:  # a start with a key: one index lookup
+        check_idempotency_key(conn, row["idempotency_key"])
     if needs_seq:
         row["sync_seq"] = conn.execute(
             "UPDATE sync_counter SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq"

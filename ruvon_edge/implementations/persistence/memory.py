@@ -16,6 +16,7 @@ from ruvon_edge.providers.persistence import (
     AuditLogRecord,
     ConcurrentUpdateError,
     DuplicateIdempotencyKeyError,
+    IdempotencyKeySyncedError,
     PersistenceError,
     PersistenceProvider,
     QuarantinedRecord,
@@ -25,15 +26,25 @@ from ruvon_edge.providers.persistence import (
     WorkflowNotFoundError,
     WorkflowRecord,
 )
-from ruvon_edge.status import TERMINAL
+from ruvon_edge.status import FAILED, TERMINAL
 
 from . import _rows
+from ._retention import DAY, Retention
 
 
 class MemoryPersistenceProvider(PersistenceProvider):
     """Everything the SQLite store does, in dicts; nothing survives the process."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        failed_retention_seconds: float = 7 * DAY,
+        idempotency_retention_seconds: float = 30 * DAY,
+    ) -> None:
+        self.retention = Retention(failed_retention_seconds, idempotency_retention_seconds)
+        self._tombstones: dict[
+            str, tuple[str, str, str, str, str]
+        ] = {}  # key -> id, type, status, at, expiry
         self._workflows: dict[str, dict[str, Any]] = {}  # insertion order = rowid order
         self._keys: dict[str, str] = {}
         self._audit: dict[int, dict[str, Any]] = {}
@@ -68,6 +79,10 @@ class MemoryPersistenceProvider(PersistenceProvider):
             row["sync_seq"] = self._last_sync_seq + len(seqs) + 1
             seqs.append(row["sync_seq"])
         key = row["idempotency_key"]
+        if current is None and key in self._tombstones:
+            wid_, wtype, status, at, expires = self._tombstones[key]
+            if expires > now:
+                raise IdempotencyKeySyncedError(key, wid_, wtype, status, at)
         if key is not None:
             holders = {i for i, r in staged.items() if r["idempotency_key"] == key}
             holder = self._keys.get(key)
@@ -305,7 +320,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
     async def delete_synced_workflows(
         self, ids: list[str], *, versions: dict[str, int] | None = None
     ) -> int:
-        deleted = 0
+        now, settled = _rows.now_iso(), 0
         for wid in dict.fromkeys(str(i) for i in ids):
             row = self._workflows.get(wid)
             if (
@@ -316,14 +331,29 @@ class MemoryPersistenceProvider(PersistenceProvider):
                 or any(a["workflow_id"] == wid for a in self._audit.values())
             ):
                 continue
-            self._apply_delete(wid, row)
-            deleted += 1
-        return deleted
+            if row["status"] in FAILED:  # kept for a while (``_retention``)
+                row.update(sync_seq=None, synced_at=now)
+            else:
+                self._apply_delete(wid, row, now)
+            settled += 1
+        cutoff = self.retention.failed_cutoff()
+        for wid, row in list(self._workflows.items()):
+            if (
+                row["status"] in FAILED
+                and row["sync_seq"] is None
+                and (row.get("synced_at") or now) < cutoff
+            ):
+                self._apply_delete(wid, row, row["synced_at"])
+        self._tombstones = {k: t for k, t in self._tombstones.items() if t[4] > now}
+        return settled
 
-    def _apply_delete(self, wid: str, row: dict) -> None:
+    def _apply_delete(self, wid: str, row: dict, synced_at: str) -> None:
         del self._workflows[wid]
-        if row["idempotency_key"] is not None:
-            self._keys.pop(row["idempotency_key"], None)
+        key = row["idempotency_key"]
+        if key is not None:
+            self._keys.pop(key, None)
+            self._tombstones[key] = (wid, row["workflow_type"], row["status"], synced_at,
+                                     self.retention.key_expiry())  # fmt: skip
         self._logs = [g for g in self._logs if g["workflow_id"] != wid]
         self._metrics = [m for m in self._metrics if m["workflow_id"] != wid]
         self._heartbeats.pop(wid, None)
@@ -386,7 +416,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
                 self._quarantine = {
                     k: v for k, v in self._quarantine.items() if v["workflow_id"] != q.id
                 }
-                self._apply_delete(q.id, row)
+                self._apply_delete(q.id, row, _rows.now_iso())
         return purged
 
     async def sync_backlog(self) -> dict:

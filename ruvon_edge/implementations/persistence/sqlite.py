@@ -52,6 +52,7 @@ from . import _sqlite_sync as sync_sql
 from . import _sqlite_tasks as task_sql
 from . import _sqlite_workflows as wf_sql
 from ._disk_reserve import DiskReserve, configured_size
+from ._retention import DAY, Retention
 from ._sqlite_thread import ConnectionThread
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ class SQLitePersistenceProvider(PersistenceProvider):
     no writer thread; see ``_sqlite_connect``): works on a read-only file and
     while another process holds the write lock; every write method raises
     ``PersistenceError`` ("... opened read-only").
+    ``failed_retention_seconds`` (7 days) and ``idempotency_retention_seconds``
+    (30 days): how long a synced failure stays on the device, and how long an
+    idempotency key is remembered after its workflow was deleted (``_retention``).
     ``disk_reserve_bytes``: the ballast kept beside the database for sync's deletes
     on a full disk (default ``$RUVON_DISK_RESERVE_BYTES`` or 2 MiB, 0 = none; see
     ``_disk_reserve``). While it is missing, engine writes fail with ``DiskFullError``.
@@ -91,6 +95,8 @@ class SQLitePersistenceProvider(PersistenceProvider):
         max_group: int = 64,
         read_only: bool = False,
         disk_reserve_bytes: int | None = None,
+        failed_retention_seconds: float = 7 * DAY,
+        idempotency_retention_seconds: float = 30 * DAY,
     ) -> None:
         if str(synchronous).upper() not in _SYNCHRONOUS:
             raise ValueError(
@@ -109,6 +115,7 @@ class SQLitePersistenceProvider(PersistenceProvider):
         self._reserve = DiskReserve(
             self.db_path, 0 if no_disk else configured_size(disk_reserve_bytes)
         )
+        self.retention = Retention(failed_retention_seconds, idempotency_retention_seconds)
         self.disk_full_refusals = 0
         """Engine writes refused because the disk was full (see ``_disk_reserve``)."""
         self._max_group = max_group
@@ -378,7 +385,9 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def delete_synced_workflows(
         self, ids: list[str], *, versions: dict[str, int] | None = None
     ) -> int:
-        return await self._freeing_delete(sync_sql.delete_synced_workflows, list(ids), versions)
+        return await self._freeing_delete(
+            sync_sql.delete_synced_workflows, list(ids), versions, self.retention
+        )
 
     async def ack_synced_audit_logs(self, audit_ids: list[str]) -> int:
         return await self._freeing_delete(sync_sql.ack_synced_audit_logs, list(audit_ids))
@@ -399,7 +408,7 @@ class SQLitePersistenceProvider(PersistenceProvider):
         return await self._freeing_write(sync_sql.requeue_sync_records, ids, below_limit)
 
     async def purge_sync_records(self, ids: list[str] | None = None) -> list[QuarantinedRecord]:
-        return await self._freeing_write(sync_sql.purge_sync_records, ids)
+        return await self._freeing_write(sync_sql.purge_sync_records, ids, self.retention)
 
     async def sync_backlog(self) -> dict:
         return await self._read(sync_sql.sync_backlog)

@@ -1,4 +1,7 @@
-"""A two-step payment whose every step run leaves a marker line (``$PAYMENT_MARKERS``), so tests can count runs."""
+"""A two-step payment whose every step run leaves a marker line (``$PAYMENT_MARKERS``), so tests can count runs.
+
+``capture`` fails while ``$PAYMENT_DECLINE`` is 1, so a test can fail a payment and later retry it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ from pydantic import BaseModel
 class PaymentState(BaseModel):
     amount: int = 0
     note: str = ""
-    fail: bool = False
     authorized: bool = False
     captured: bool = False
 
@@ -29,6 +31,6 @@ def authorize(state: PaymentState, context) -> dict:
 
 def capture(state: PaymentState, context) -> dict:
     _mark(context, "capture")
-    if state.fail:
+    if os.environ.get("PAYMENT_DECLINE") == "1":
         raise RuntimeError("card declined")
     return {"captured": True}
