@@ -27,6 +27,7 @@ from typing import Any
 from ruvon_cloud import batch
 from ruvon_cloud.auth import AuthError, KeyRing, precheck, verify
 from ruvon_cloud.batch import HTTPError
+from ruvon_cloud.console import ConsoleApp, is_console_path
 from ruvon_cloud.metrics import CONTENT_TYPE, ReceiverMetrics, render
 from ruvon_cloud.store import Store, StoreUnavailable
 from sync_agent.protocol import (
@@ -84,12 +85,16 @@ class ReceiverApp:
         self.serve_metrics = serve_metrics
         self.metrics = ReceiverMetrics()
         self._inflight = 0
+        self.console = ConsoleApp(store)
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if is_console_path(scope["path"]):
+            await self.console(scope, receive, send)
             return
         started = time.perf_counter()
         route = _route_label(scope["path"])

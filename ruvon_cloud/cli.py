@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ruvon_cloud.auth import KeyRing, default_master_key_path
+from ruvon_cloud.console.operators import OPERATOR_NAME_PATTERN, OperatorExists, add_operator
 from ruvon_cloud.store import Store, StoreUnavailable, open_store, sqlite_path
 from sync_agent.protocol import DEVICE_ID_PATTERN, TERMINAL_STATUSES
 
@@ -74,6 +75,9 @@ _VERBS: dict[str, tuple[str, tuple[tuple[str, dict[str, Any]], ...]]] = {
         ("--since", dict(metavar="T", help="received at or after: RFC 3339 time, or a duration ago (24h)")),
         ("--until", dict(metavar="T", help="received before: RFC 3339 time, or a duration ago")),
         ("--limit", dict(type=int, default=50, metavar="N")))),
+    "add-operator": ("create a console operator; prints the token once", (
+        ("name", dict(metavar="NAME")),
+        ("--replace", dict(action="store_true", help="issue a new token for an existing operator (ends their sessions)")))),
     "show": ("one stored workflow (its latest version)", (
         ("id", dict(metavar="ID")),
         ("--device", dict(metavar="D", help="when two devices sent the same id")),
@@ -195,6 +199,18 @@ async def _show(args: argparse.Namespace, store: Store) -> dict:
     return found
 
 
+async def _add_operator(args: argparse.Namespace, store: Store) -> dict:
+    if not OPERATOR_NAME_PATTERN.fullmatch(args.name):
+        raise UsageError(f"invalid operator name {args.name!r}: 1-64 of A-Z a-z 0-9 . _ @ -")
+    try:
+        token = await add_operator(store, args.name, replace=args.replace)
+    except OperatorExists:
+        raise UsageError(
+            f"operator {args.name!r} already exists (--replace issues a new token and ends their sessions)"
+        ) from None
+    return {"operator": args.name, "token": token}
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from ruvon_cloud.serve import serve
 
@@ -217,11 +233,13 @@ async def _run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"invalid device id {device_id!r}: 1-128 of A-Z a-z 0-9 . _ : @ - (it travels in the URL path)"
         )
-    store = checked_store(args, must_exist=args.verb in _READS)
+    store = checked_store(args, must_exist=args.verb in _READS or args.verb == "add-operator")
     await store.initialize()
     try:
         if args.verb in ("add-device", "rotate"):
             result: Any = await _new_key(args, store)
+        elif args.verb == "add-operator":
+            result = await _add_operator(args, store)
         else:
             result = await _READS[args.verb](args, store)
     finally:
@@ -235,6 +253,11 @@ async def _run(args: argparse.Namespace) -> int:
     if args.verb in ("add-device", "rotate") and not args.json:
         print(
             "Store the secret now (e.g. a systemd credential); it is not shown again.",
+            file=sys.stderr,
+        )
+    if args.verb == "add-operator" and not args.json:
+        print(
+            "Keep the token now; it is not shown again (only its digest is stored).",
             file=sys.stderr,
         )
     return OK

@@ -94,8 +94,13 @@ def _revoked(k: dict) -> str:
     return f"revoked {k['key_id']} of {k['device_id']} at {when(k['revoked_at'])}"
 
 
+def _new_operator(o: dict) -> str:
+    return f"operator: {o['operator']}\ntoken:    {o['token']}"
+
+
 _RENDER: dict[str, Callable[[Any], str]] = {"devices": _devices, "workflows": _workflows, "show": _show, "keys": _keys,
-           "add-device": _new_key, "rotate": _new_key, "revoke": _revoked}  # fmt: skip
+           "add-device": _new_key, "rotate": _new_key, "revoke": _revoked,
+           "add-operator": _new_operator}  # fmt: skip
 
 
 def render(verb: str, result: Any) -> str:

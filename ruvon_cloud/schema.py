@@ -30,6 +30,8 @@ Tables (all times are unix seconds, DOUBLE PRECISION):
     ``received_at``: nothing is dropped, an operator decides.
 ``audit_logs (device_id, audit_id) PK``
     each audit row as received plus ``batch_id`` and ``received_at``.
+``operators (name PK, token_sha256, created_at)``, ``operator_sessions (session_sha256 PK, operator, expires_at)``
+    who may open the console; only digests of tokens and session ids are kept.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import json
 
 from sync_agent.protocol import WireAuditLog, WireWorkflow
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 WF_FIELDS = (
     "id", "workflow_type", "workflow_version", "status", "state", "current_step", "parent_id",
@@ -102,7 +104,18 @@ _V2 = [
     "audit_logs = (SELECT count(*) FROM audit_logs a WHERE a.device_id = devices.device_id)",
 ]
 
-MIGRATIONS: dict[int, list[str]] = {2: _V2}
+# The operator console (ruvon_cloud.console): operators and login sessions, stored as SHA-256
+# digests only, and the one index its pages need beyond the CLI's (a device's workflows by status).
+_V3 = [
+    "CREATE TABLE IF NOT EXISTS operators (name TEXT PRIMARY KEY, token_sha256 TEXT NOT NULL UNIQUE, "
+    "created_at DOUBLE PRECISION NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS operator_sessions (session_sha256 TEXT PRIMARY KEY, operator TEXT NOT NULL, "
+    "expires_at DOUBLE PRECISION NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS operator_sessions_expiry ON operator_sessions (expires_at)",
+    "CREATE INDEX IF NOT EXISTS workflows_device_status ON workflows (device_id, status)",
+]
+
+MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3}
 """Statements that take a store from version ``n - 1`` to ``n`` (version 1 is ``BASE``)."""
 BASE = _V1
 

@@ -300,6 +300,10 @@ async def cmd_list(args: argparse.Namespace, settings: _cli_config.Settings) -> 
     async with _store(settings) as store:
         rows = await store.list_workflows(args.status, args.workflow_type, args.limit, args.offset)
     docs = [_row_dict(r) for r in rows]
+    for row, doc in zip(rows, docs, strict=True):  # listed, and named, rather than failing the list
+        if row.get("unreadable"):
+            doc["unreadable"] = row["unreadable"]
+            print(f"{PROG}: warning: workflow {doc['id']}: {row['unreadable']}", file=sys.stderr)
     table = [
         (d["id"], d["workflow_type"], d["status"], d["current_step"], d["updated_at"]) for d in docs
     ]

@@ -85,6 +85,16 @@ class IdempotencyKeySyncedError(DuplicateIdempotencyKeyError):
                 "idempotency_key": self.key, "synced_at": self.synced_at, "on_device": False}  # fmt: skip
 
 
+class CorruptRecordError(PersistenceError):
+    """A stored workflow no longer decodes (e.g. a JSON column damaged on disk); ``reason`` says where."""
+
+    def __init__(self, workflow_id: object, column: str, cause: Exception) -> None:
+        self.workflow_id = workflow_id
+        self.column = column
+        self.reason = f"stored {column} is not valid JSON ({cause})"
+        super().__init__(f"workflow {workflow_id}: {self.reason}")
+
+
 class TaskNotFoundError(PersistenceError):
     """No task has that id."""
 

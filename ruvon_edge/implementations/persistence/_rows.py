@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from ruvon_edge.ids import time_ordered_id
-from ruvon_edge.providers.persistence import AuditLogRecord
+from ruvon_edge.providers.persistence import AuditLogRecord, CorruptRecordError
 from ruvon_edge.status import TERMINAL
 
 WORKFLOW_COLUMNS: tuple[str, ...] = (
@@ -124,14 +124,35 @@ def shape_workflow(
 
 
 def decode_workflow(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a stored row back into the workflow dict callers gave (plus store-owned keys)."""
+    """Turn a stored row back into the workflow dict callers gave (plus store-owned keys).
+
+    A JSON column that no longer decodes (bit rot, a hand edit) raises
+    ``CorruptRecordError`` naming the workflow and the column.
+    """
     out = dict(row)
-    for key in JSON_COLUMNS:
-        out[key] = loads(out[key])
-    extra = loads(out.pop("extra", None))
+    for key in (*JSON_COLUMNS, "extra"):
+        try:
+            out[key] = loads(out.get(key))
+        except ValueError as exc:
+            raise CorruptRecordError(row.get("id"), key, exc) from None
+    extra = out.pop("extra", None)
     if extra:
         out.update(extra)
     return out
+
+
+def decode_workflow_for_listing(row: dict[str, Any]) -> dict[str, Any]:
+    """Like ``decode_workflow``, but a corrupt row is listed, flagged, instead of failing the list.
+
+    Its plain columns (id, type, status, times) are kept, its JSON columns
+    are None, and ``unreadable`` says which column is broken and how.
+    """
+    try:
+        return decode_workflow(row)
+    except CorruptRecordError as exc:
+        flagged = {k: (None if k in JSON_COLUMNS else v) for k, v in row.items() if k != "extra"}
+        flagged["unreadable"] = exc.reason
+        return flagged
 
 
 def audit_row(workflow_id: str, audit: dict[str, Any], now: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 from typing import TypeVar
 
@@ -168,19 +169,45 @@ def _one_record(model: type[M], raw: dict) -> M | UnreadableRecord:
 
 
 def get_pending_sync_workflows(
-    conn: sqlite3.Connection, limit: int, after_seq: int
+    conn: sqlite3.Connection, limit: int, after_seq: int, wal_to_sync: str | None
 ) -> list[WorkflowRecord | UnreadableRecord]:
-    """One keyset page of pending workflows, by ``sync_seq`` through its index."""
+    """One keyset page of pending workflows, by ``sync_seq`` through its index, made durable first."""
     tail = f"FROM workflows w WHERE w.sync_seq > ? AND {_PENDING} ORDER BY w.sync_seq LIMIT ?"
-    return _records(conn, WorkflowRecord, _WF_COLS, tail, (int(after_seq), int(limit)))
+    page = _records(conn, WorkflowRecord, _WF_COLS, tail, (int(after_seq), int(limit)))
+    fsync_wal(wal_to_sync)
+    return page
 
 
 def get_audit_logs_for_workflows(
-    conn: sqlite3.Connection, ids: list[str], per_workflow: int
+    conn: sqlite3.Connection, ids: list[str], per_workflow: int, wal_to_sync: str | None
 ) -> list[AuditLogRecord | UnreadableRecord]:
-    """The oldest ``per_workflow`` unquarantined audit rows of each workflow, oldest first."""
+    """The oldest ``per_workflow`` unquarantined audit rows of each workflow, oldest first, made durable first."""
     wanted = json.dumps(list(dict.fromkeys(str(i) for i in ids)))
-    return _records(conn, AuditLogRecord, _AUDIT_COLS, _AUDIT_PAGE, (wanted, int(per_workflow)))
+    rows = _records(conn, AuditLogRecord, _AUDIT_COLS, _AUDIT_PAGE, (wanted, int(per_workflow)))
+    fsync_wal(wal_to_sync)
+    return rows
+
+
+def fsync_wal(wal_path: str | None) -> None:
+    """Make every committed transaction durable before any of it leaves the device.
+
+    Under ``synchronous=NORMAL`` a COMMIT sits in the WAL without an fsync: a
+    power cut may take it back. Shipped anyway, the cloud would ack rows the
+    device then loses and re-runs -- new content under the same sync_version.
+    So every page handed to the agent is followed by one fsync of the WAL
+    (the database file itself is fsynced by every checkpoint). None: nothing
+    to do (``synchronous=FULL`` or an in-memory database).
+    """
+    if wal_path is None:
+        return
+    try:
+        fd = os.open(wal_path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:  # no WAL: everything is in the database file, synced at checkpoint
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def ack_synced_audit_logs(conn: sqlite3.Connection, audit_ids: list[str]) -> int:

@@ -146,7 +146,7 @@ def list_workflows(conn: sqlite3.Connection, status: str | None, workflow_type: 
     clause = f"WHERE {' AND '.join(where)} " if where else ""
     sql = f"SELECT * FROM workflows {clause}ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
     return [
-        _rows.decode_workflow(dict(r))
+        _rows.decode_workflow_for_listing(dict(r))
         for r in conn.execute(sql, (*params, int(limit), int(offset)))
     ]
 

@@ -163,7 +163,7 @@ class MemoryPersistenceProvider(PersistenceProvider):
             and (workflow_type is None or r["workflow_type"] == workflow_type)
         ]
         rows.sort(key=lambda x: (x[0], x[1]), reverse=True)
-        return [_rows.decode_workflow(r) for _, _, r in rows[offset : offset + limit]]
+        return [_rows.decode_workflow_for_listing(r) for _, _, r in rows[offset : offset + limit]]
 
     async def log_execution(
         self, workflow_id, step_name, level, message, metadata: dict | None = None

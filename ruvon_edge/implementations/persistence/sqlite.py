@@ -29,7 +29,6 @@ Needs SQLite >= 3.35 (RETURNING).
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from pathlib import Path
 from uuid import UUID
@@ -47,15 +46,14 @@ from ruvon_edge.providers.persistence import (
 
 from . import _schema
 from . import _sqlite_connect as connect
-from . import _sqlite_space as space
 from . import _sqlite_sync as sync_sql
 from . import _sqlite_tasks as task_sql
 from . import _sqlite_workflows as wf_sql
 from ._disk_reserve import DiskReserve, configured_size
 from ._retention import DAY, Retention
+from ._sqlite_space import DiskGuard
 from ._sqlite_thread import ConnectionThread
 
-logger = logging.getLogger(__name__)
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 6, 11, 13, 26
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
@@ -112,15 +110,20 @@ class SQLitePersistenceProvider(PersistenceProvider):
         self.max_page_count = max_page_count
         self.read_only = read_only
         no_disk = read_only or self.db_path == ":memory:"
-        self._reserve = DiskReserve(
-            self.db_path, 0 if no_disk else configured_size(disk_reserve_bytes)
-        )
+        reserve = DiskReserve(self.db_path, 0 if no_disk else configured_size(disk_reserve_bytes))
+        self._disk = DiskGuard(reserve, self.db_path)
+        # What the agent reads is fsynced first unless every COMMIT already is (``fsync_wal``).
+        durable = self.synchronous != "NORMAL" or self.db_path == ":memory:" or read_only
+        self._wal_to_sync = None if durable else self.db_path + "-wal"
         self.retention = Retention(failed_retention_seconds, idempotency_retention_seconds)
-        self.disk_full_refusals = 0
-        """Engine writes refused because the disk was full (see ``_disk_reserve``)."""
         self._max_group = max_group
         self._writer: ConnectionThread | None = None
         self._reader: ConnectionThread | None = None
+
+    @property
+    def disk_full_refusals(self) -> int:
+        """Engine writes refused because the disk was full (see ``_disk_reserve``)."""
+        return self._disk.refusals
 
     @property
     def commit_count(self) -> int:
@@ -148,12 +151,12 @@ class SQLitePersistenceProvider(PersistenceProvider):
             try:
                 await self._writer.start()
             except DiskFullError:  # even opening needs a few bytes (-wal, -shm): spend the reserve
-                self._reserve.release()
+                self._disk.reserve.release()
                 await self._writer.stop()
                 self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
                                                 max_group=self._max_group)  # fmt: skip
                 await self._writer.start()
-            self._reserve.restore()
+            self._disk.reserve.restore()
             if self.db_path == ":memory:":  # one connection is the whole database
                 self._reader = self._writer
             else:
@@ -222,82 +225,13 @@ class SQLitePersistenceProvider(PersistenceProvider):
         return self._require(self._writer)
 
     async def _write(self, fn, *args):
-        """Run ``fn`` in a write transaction, unless the disk reserve is gone (``DiskFullError``).
-
-        Most "full" disks on a small device are a WAL grown between
-        checkpoints, so a write that hits SQLITE_FULL gives space back and is
-        retried once -- but only if the reserve could be allocated again: the
-        reserve's space is for sync's deletes, never for new engine work.
-        """
-        writer = self._writer_for(fn)
-        await self._admit()
-        try:
-            return await writer.call(fn, *args, write=True)
-        except DiskFullError:
-            self._reserve.release()
-            await self._admit()
-            return await writer.call(fn, *args, write=True)
+        return await self._disk.write(self._writer_for(fn), fn, *args)
 
     async def _freeing_write(self, fn, *args):
-        """A write of sync's (acks, deletes, cursors): it may spend the reserve, then gives space back.
-
-        While the reserve is missing the WAL is truncated and free pages go
-        back to the filesystem after each such write, so what sync deleted
-        becomes disk space again and the reserve is allocated again when it fits.
-        """
-        writer = self._writer_for(fn)
-        try:
-            result = await writer.call(fn, *args, write=True)
-        except DiskFullError:
-            self._reserve.release()
-            await self._give_back_space()
-            result = await writer.call(fn, *args, write=True)
-        if not self._reserve.present():
-            await self._give_back_space()
-            self._reserve.restore()
-        return result
+        return await self._disk.freeing_write(self._writer_for(fn), fn, *args)
 
     async def _freeing_delete(self, fn, ids: list[str], *rest) -> int:
-        """Delete in one transaction or, when even the reserve is too small for it, in halves.
-
-        Each half that commits frees space for the next, so a full disk never
-        blocks sync's deletes whatever the batch size; every row keeps its own
-        safety predicate, so splitting changes nothing about what is deleted.
-        """
-        try:
-            return await self._freeing_write(fn, ids, *rest)
-        except DiskFullError:
-            if len(ids) < 2:
-                raise
-            half = len(ids) // 2
-            first = await self._freeing_delete(fn, ids[:half], *rest)
-            return first + await self._freeing_delete(fn, ids[half:], *rest)
-
-    async def _admit(self) -> None:
-        """Let an engine write through while the reserve is in place or can be allocated again."""
-        if self._reserve.present():  # one stat; no query
-            return
-        await self._give_back_space()
-        if self._reserve.restore():
-            return
-        self.disk_full_refusals += 1
-        logger.warning("disk full: refused a write (refusals so far: %d)", self.disk_full_refusals)
-        raise DiskFullError(
-            f"disk full: no room for the {self._reserve.size}-byte reserve beside {self.db_path} "
-            "that sync needs; new work is refused until sync frees space"
-        )
-
-    async def _give_back_space(self) -> None:
-        """Truncate the WAL and return free pages to the filesystem (``_sqlite_space``); best effort."""
-        writer = self._require(self._writer)
-        try:
-            await writer.call(space.truncate_wal)
-            for _ in range(256):  # at most 64 MiB per call, a step at a time
-                if not await writer.call(space.shrink):
-                    break
-                await writer.call(space.truncate_wal)
-        except PersistenceError as exc:
-            logger.info("disk space not given back yet: %s", exc)
+        return await self._disk.freeing_delete(self._writer_for(fn), fn, ids, *rest)
 
     async def _read(self, fn, *args):
         return await self._require(self._reader).call(fn, *args)
@@ -373,13 +307,15 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def get_pending_sync_workflows(
         self, limit: int, *, after_seq: int = 0
     ) -> list[WorkflowRecord | UnreadableRecord]:
-        return await self._read(sync_sql.get_pending_sync_workflows, limit, after_seq)
+        return await self._read(
+            sync_sql.get_pending_sync_workflows, limit, after_seq, self._wal_to_sync
+        )
 
     async def get_audit_logs_for_workflows(
         self, ids: list[str], limit_per_workflow: int = 50
     ) -> list[AuditLogRecord | UnreadableRecord]:
         return await self._read(
-            sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow
+            sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow, self._wal_to_sync
         )
 
     async def delete_synced_workflows(
