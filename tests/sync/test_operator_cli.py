@@ -10,6 +10,7 @@ import stat
 import time
 from datetime import datetime
 
+from prometheus_client.parser import text_string_to_metric_families
 from sync.harness import FaultProxy, Receiver, cli_flags, local_ids, make_finished, sync_cli
 
 from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
@@ -149,6 +150,13 @@ async def test_metrics_file_has_exact_values_new_counters_and_mode_0644_under_um
         values["ruvon_sync_up_to_date"] == "1" and values["ruvon_sync_quarantined_records"] == "0"
     )
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]
+    parsed = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics.read_text())
+        for sample in family.samples
+    }  # what node_exporter reads
+    assert parsed["ruvon_sync_workflows_synced_total"] == 1234570
+    assert parsed["ruvon_sync_last_success_timestamp_seconds"] == success
 
 
 async def test_quarantine_list_requeue_and_purge_round_trip(tmp_path):
