@@ -35,9 +35,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import sdk_venv
+
 HERE = Path(__file__).resolve().parent
-SDK_VENV = HERE / ".venv-ruvon-sdk"
-SDK_PIN = "ruvon-sdk==0.1.5"
 DEFAULT_DSN = {
     "postgres": os.environ.get(
         "RUVON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
@@ -68,25 +68,13 @@ def log(msg: str) -> None:
 
 def sdk_python() -> Path | None:
     """Return the ruvon-sdk venv's interpreter, creating the venv on first use; None if impossible."""
-    python = SDK_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import importlib.metadata as m; print(m.version('ruvon-sdk'))"]
-    if (
-        python.exists()
-        and subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "0.1.5"
-    ):
-        return python
-    log(f"installing {SDK_PIN} into {SDK_VENV} ...")
+    if sdk_venv.installed_python() is None:
+        log(f"installing {sdk_venv.SDK_PIN} into {sdk_venv.SDK_VENV} ...")
     try:
-        subprocess.run(
-            [sys.executable, "-m", "venv", str(SDK_VENV)], check=True, capture_output=True
-        )
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", SDK_PIN], check=True, capture_output=True
-        )
-    except (subprocess.CalledProcessError, OSError) as exc:
-        log(f"cannot install {SDK_PIN}: {getattr(exc, 'stderr', b'') or exc!s}"[:300])
+        return sdk_venv.ensure_sdk_python()
+    except RuntimeError as exc:
+        log(str(exc)[:300])
         return None
-    return python
 
 
 def run_runner(python: Path | str, script: str, db: Path, **opts) -> dict:

@@ -30,6 +30,9 @@ MAX_DEPTH = 100
 MAX_INT64 = 2**63 - 1
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _RECORD_KEYS = (b'"sync_version"', b'"audit_id"')
+_SUSPICIOUS = (b"\\u0000", b"\\ud", b"\\uD", b"NaN", b"Infinity")
+"""Where NUL, a surrogate or a non-number can come from in a body the fast path parsed: a JSON
+escape or token (raw control characters and invalid UTF-8 are not JSON); a superset is fine."""
 
 
 class HTTPError(Exception):
@@ -143,8 +146,9 @@ def parse(
         agent = _agent(doc.get("agent"))
     if len(workflows) + len(audits) + len(rejected) > max_records:
         raise HTTPError(413, f"more than {max_records} records in one batch")
-    workflows = _storable(workflows, "workflow", "id", rejected, nul_ok)
-    audits = _storable(audits, "audit", "audit_id", rejected, nul_ok)
+    text = fast is None or any(token in body for token in _SUSPICIOUS)
+    workflows = _storable(workflows, "workflow", "id", rejected, nul_ok, text)
+    audits = _storable(audits, "audit", "audit_id", rejected, nul_ok, text)
     return Parsed(batch_id, workflows, audits, rejected, agent)
 
 
@@ -245,12 +249,28 @@ def _reject(kind: Literal["workflow", "audit"], ident: Any, reason: str) -> Reje
 
 
 def _storable(
-    records: list, kind: Literal["workflow", "audit"], id_key: str, rejected: list, nul_ok: bool
+    records: list,
+    kind: Literal["workflow", "audit"],
+    id_key: str,
+    rejected: list,
+    nul_ok: bool,
+    text: bool,
 ) -> list:
-    """Keep the records the store can hold; add a rejection for each other one."""
+    """Keep the records the store can hold; add a rejection for each other one.
+
+    ``text=False`` (the body has no escape or token that could decode to NUL,
+    a surrogate or NaN) checks only what is not text: nesting and int64.
+    """
     kept = []
     for record in records:
-        problem = unstorable(record.__dict__, nul_ok)
+        if kind == "workflow":
+            nested, in_range = record.state, record.sync_version <= MAX_INT64
+        else:
+            nested, in_range = record.details, True
+        if not text and in_range and _flat(nested):
+            kept.append(record)  # the common case, decided without a walk
+            continue
+        problem = unstorable(record.__dict__, nul_ok, text)
         if problem is None:
             kept.append(record)
         else:
@@ -258,14 +278,35 @@ def _storable(
     return kept
 
 
-def unstorable(value: Any, nul_ok: bool) -> str | None:
-    """Why a store could not hold ``value`` (walked without recursion), or None."""
+def _flat(value: dict) -> bool:
+    """True when no value of the dict is a container (nothing to nest)."""
+    return not any(isinstance(v, dict | list) for v in value.values())
+
+
+def unstorable(value: Any, nul_ok: bool, text: bool = True) -> str | None:
+    """Why a store could not hold ``value`` (walked without recursion), or None.
+
+    With ``text=False`` only containers are walked (scalars in them are not looked at).
+    """
     stack: list[tuple[Any, int, str]] = [(value, 0, "")]
     while stack:
         item, depth, where = stack.pop()
         if depth > MAX_DEPTH:
             return f"{where or 'record'}: nested deeper than {MAX_DEPTH} levels"
-        if isinstance(item, str):
+        if isinstance(item, dict):
+            for k, v in item.items():
+                if text or isinstance(v, dict | list) or k == "sync_version":
+                    path = f"{where}.{k}" if where else str(k)
+                    if text:
+                        stack.append((k, depth + 1, path))
+                    stack.append((v, depth + 1, path))
+        elif isinstance(item, list):
+            stack.extend(
+                (v, depth + 1, f"{where}[{i}]")
+                for i, v in enumerate(item)
+                if text or isinstance(v, dict | list)
+            )
+        elif isinstance(item, str):
             if not nul_ok and "\x00" in item:
                 return f"{where}: contains a NUL character (U+0000), which this store cannot hold"
             if _SURROGATE.search(item):
@@ -278,11 +319,4 @@ def unstorable(value: Any, nul_ok: bool) -> str | None:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return f"{where}: {item} is not a JSON number"
-        elif isinstance(item, dict):
-            for k, v in item.items():
-                path = f"{where}.{k}" if where else str(k)
-                stack.append((k, depth + 1, path))
-                stack.append((v, depth + 1, path))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1, f"{where}[{i}]") for i, v in enumerate(item))
     return None

@@ -39,6 +39,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from pydantic_core import to_json
+
 from sync_agent.protocol import WireAuditLog, WireWorkflow
 
 SCHEMA_VERSION = 3
@@ -120,21 +122,22 @@ MIGRATIONS: dict[int, list[str]] = {2: _V2, 3: _V3}
 BASE = _V1
 
 
-def content_sha256(record: WireWorkflow) -> str:
-    """The digest that tells two deliveries of one ``(id, sync_version)`` apart."""
-    canonical = json.dumps(record.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def content_sha256(w: WireWorkflow) -> str:
+    """The digest that tells two deliveries of one ``(id, sync_version)`` apart (key order aside)."""
+    fields = [w.id, w.workflow_type, w.workflow_version, w.status, w.state, w.current_step,
+              w.parent_id, w.idempotency_key, w.created_at, w.updated_at, w.completed_at, w.sync_version]  # fmt: skip
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def workflow_row(device_id: str, w: WireWorkflow, batch_id: str, now: float, sha: str) -> tuple:
-    """The ``WF_COLS`` values of one workflow."""
-    values = [getattr(w, f) for f in WF_FIELDS]
-    values[WF_FIELDS.index("state")] = json.dumps(w.state)
-    return (device_id, *values, batch_id, now, sha)
+    """The ``WF_COLS`` values of one workflow (JSON encoded by pydantic-core, in Rust)."""
+    return (device_id, w.id, w.workflow_type, w.workflow_version, w.status, to_json(w.state).decode(),
+            w.current_step, w.parent_id, w.idempotency_key, w.created_at, w.updated_at,
+            w.completed_at, w.sync_version, batch_id, now, sha)  # fmt: skip
 
 
 def audit_row(device_id: str, a: WireAuditLog, batch_id: str, now: float) -> tuple:
     """The ``AUDIT_COLS`` values of one audit row."""
-    values = [getattr(a, f) for f in AUDIT_FIELDS]
-    values[AUDIT_FIELDS.index("details")] = json.dumps(a.details)
-    return (device_id, *values, batch_id, now)
+    return (device_id, a.audit_id, a.workflow_id, a.event_type, a.step_name, a.old_status,
+            a.new_status, to_json(a.details).decode(), a.recorded_at, batch_id, now)  # fmt: skip

@@ -85,11 +85,11 @@ class SQLiteStore(Store):
             conn = self._wconn
             if conn is None:
                 raise RuntimeError("store is not initialized")
+            tx = _SQLiteTx(functools.partial(self._on, self._writer), conn)
             try:
-                await self._on(self._writer, conn.execute, "BEGIN IMMEDIATE")
                 try:
-                    yield _SQLiteTx(functools.partial(self._on, self._writer), conn)
-                    await self._on(self._writer, conn.execute, "COMMIT")
+                    yield tx
+                    await tx.commit()
                 except BaseException:
                     await self._on(self._writer, _rollback, conn)
                     raise
@@ -119,16 +119,47 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 class _SQLiteTx:
-    """Statements of one transaction, each run on the writer thread by ``run``."""
+    """One transaction on the writer thread, in as few thread hops as its reads allow.
+
+    ``BEGIN IMMEDIATE`` and ``executemany`` batches are held back and run in
+    the same hop as the next ``execute``/``fetch``, or with ``COMMIT`` (a
+    batch is three hops however many statements it has).
+    """
 
     def __init__(self, run: Callable[..., Any], conn: sqlite3.Connection) -> None:
         self._run, self._conn = run, conn
+        self._begun = False
+        self._pending: list[tuple[str, list[tuple]]] = []
+
+    def _catch_up(self) -> None:
+        """Begin if not yet begun, then run the held-back statements (on the writer thread)."""
+        if not self._begun:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._begun = True
+        for sql, rows in self._pending:
+            self._conn.executemany(sql, rows)
+        self._pending.clear()
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._run(lambda: self._conn.execute(sql, args).rowcount)
+        def run() -> int:
+            self._catch_up()
+            return self._conn.execute(sql, args).rowcount
+
+        return await self._run(run)
 
     async def executemany(self, sql: str, rows: list[tuple]) -> None:
-        await self._run(self._conn.executemany, sql, rows)
+        self._pending.append((sql, rows))
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple]:
-        return await self._run(lambda: self._conn.execute(sql, args).fetchall())
+        def run() -> list[tuple]:
+            self._catch_up()
+            return self._conn.execute(sql, args).fetchall()
+
+        return await self._run(run)
+
+    async def commit(self) -> None:
+        def run() -> None:
+            self._catch_up()
+            self._conn.execute("COMMIT")
+
+        await self._run(run)

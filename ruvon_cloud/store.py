@@ -70,7 +70,7 @@ class Tx(Protocol):
         """Run one statement; return the number of rows it changed."""
 
     async def executemany(self, sql: str, rows: list[tuple]) -> None:
-        """Run one statement per row."""
+        """Run one statement per row (an adapter may hold it back until the next read or commit)."""
 
     async def fetch(self, sql: str, *args: Any) -> list[tuple]:
         """Run one query; return its rows."""
@@ -268,12 +268,13 @@ class Store(ABC):
                     f"INSERT INTO audit_logs ({schema.AUDIT_COLS}) VALUES ({_marks(schema.AUDIT_COLS)})",
                     [schema.audit_row(device_id, a, batch_id, now) for a in new_audits],
                 )
-            await tx.execute(_SEEN, device_id, now, now)
-            await tx.execute(
-                _BATCH_SEEN, batch_id, now, len(fresh), len(new_audits), len(conflicts), device_id
+            await tx.executemany(_SEEN, [(device_id, now, now)])
+            await tx.executemany(
+                _BATCH_SEEN,
+                [(batch_id, now, len(fresh), len(new_audits), len(conflicts), device_id)],
             )
             if agent is not None:
-                await tx.execute(_HEALTH_SET, *_health(agent), now, device_id)
+                await tx.executemany(_HEALTH_SET, [(*_health(agent), now, device_id)])
         duplicates += len(audits) - len(new_audits)
         return Stored(len(fresh), len(new_audits), duplicates, len(conflicts))
 

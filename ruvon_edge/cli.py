@@ -87,6 +87,8 @@ _VERBS: dict[str, tuple[str, bool, tuple[tuple[str, dict], ...]]] = {
     "cancel": ("cancel a workflow that has not ended", True, (("id", dict(metavar="ID")),)),
     "retry": ("restart a failed workflow at its failed step and run on", True, (("id", dict(metavar="ID")),)),
     "serve": ("long-running worker: resume unfinished workflows, run ASYNC tasks, reap zombies", True, ()),
+    "import-ruvon-db": ("switch a device over: copy a ruvon-sdk database (read-only) into --db", True, (
+        ("old", dict(metavar="OLD.db", help="the ruvon-sdk SQLite file; opened read-only, never changed")),)),
     "demo": ("the README's main job: offline payments on a till, synced to a local receiver", False, (
         ("--workdir", dict(metavar="DIR", help="where its files go (default: a new temp dir)")),
         ("--payments", dict(type=int, default=20, metavar="N")))),
@@ -366,6 +368,31 @@ def cmd_serve(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
     return int(worker.main(settings, _build_registry(settings)[0]) or 0)
 
 
+async def cmd_import_ruvon_db(args: argparse.Namespace, settings: _cli_config.Settings) -> int:
+    """Exit 0 when every workflow was imported or already there, 1 when some were refused."""
+    from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
+    from ruvon_edge.ruvon_sdk_db import NotARuvonSdkDatabase, RuvonSdkDatabase
+    from ruvon_edge.ruvon_sdk_import import import_ruvon_db
+
+    registry, _ = _build_registry(settings)
+    _check_db(settings.db, must_exist=False)
+    if (
+        Path(settings.db).exists()
+        and Path(args.old).exists()
+        and Path(settings.db).samefile(args.old)
+    ):
+        raise UsageError(f"{args.old} is both the old database and --db; import into a new file")
+    try:
+        old = RuvonSdkDatabase(args.old)
+    except NotARuvonSdkDatabase as exc:
+        raise UsageError(str(exc)) from None
+    with old:
+        async with SQLitePersistenceProvider(settings.db) as store:
+            report = await import_ruvon_db(old, store, registry)
+    _emit(args, report.to_dict(), report.text())
+    return FAILURE if report.refused else OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     demo = _optional("demo", "demo")
     return int(demo.main(workdir=args.workdir, payments=args.payments, as_json=args.json) or 0)
@@ -386,7 +413,7 @@ def _optional(module: str, verb: str) -> Any:
 
 # -- entry point --------------------------------------------------------------------
 
-_ASYNC_VERBS = {"run": cmd_run, "list": cmd_list, "show": cmd_show, "resume": cmd_resume, "cancel": cmd_cancel, "retry": cmd_retry}  # fmt: skip
+_ASYNC_VERBS = {"run": cmd_run, "list": cmd_list, "show": cmd_show, "resume": cmd_resume, "cancel": cmd_cancel, "retry": cmd_retry, "import-ruvon-db": cmd_import_ruvon_db}  # fmt: skip
 
 
 def _dispatch(args: argparse.Namespace) -> int:

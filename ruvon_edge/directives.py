@@ -10,25 +10,52 @@ from typing import Any
 
 
 class WorkflowDirective(BaseException):
-    """Base of the directives; the runner catches them, user code should not."""
+    """Base of the directives; the runner catches them, user code should not.
+
+    ``state`` is set by the engine to the state as the step left it when it raised.
+    """
+
+    state: Any = None
 
 
 class WorkflowJumpDirective(WorkflowDirective):
-    """Continue at step ``target`` instead of the next one (the step's result still merges)."""
+    """Continue at step ``target_step_name`` instead of the next one; ``result`` merges first.
 
-    def __init__(self, target: str, result: dict[str, Any] | None = None) -> None:
-        super().__init__(target)
-        self.target = target
+    State the step changed in place before raising is kept, as in the reference.
+    """
+
+    def __init__(self, target_step_name: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(target_step_name)
+        self.target_step_name = target_step_name
         self.result = result or {}
+
+    @property
+    def target(self) -> str:
+        """The step to continue at."""
+        return self.target_step_name
 
 
 class WorkflowPauseDirective(WorkflowDirective):
-    """Stop here and wait for ``engine.resume`` (status WAITING_HUMAN)."""
+    """Stop here and wait for ``engine.resume`` (status WAITING_HUMAN); ``result`` merges first.
 
-    def __init__(self, reason: str = "paused", result: dict[str, Any] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    The reference's form is ``WorkflowPauseDirective(result=None, waiting_for=None)``;
+    a string as the first argument is the reason (ours). Resuming a step that
+    paused this way completes it and runs the next step with the input.
+    """
+
+    def __init__(
+        self,
+        result: dict[str, Any] | str | None = None,
+        waiting_for: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        if isinstance(result, str):
+            reason, result = reason or result, None
+        self.reason = reason or waiting_for or "paused"
+        super().__init__(self.reason)
         self.result = result or {}
+        self.waiting_for = waiting_for
 
 
 class StartSubWorkflowDirective(WorkflowDirective):

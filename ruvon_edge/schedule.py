@@ -1,15 +1,27 @@
 """A small 5-field cron parser and matcher (minute hour day-of-month month day-of-week), no dependency.
 
 Fields take ``*``, numbers, lists (``1,15``), ranges (``9-17``) and steps
-(``*/5``, ``10-50/20``); day-of-week is 0-7 with 0 and 7 both Sunday. As in
-cron, when both day fields are restricted a day matches if EITHER does.
-Schedules are evaluated in UTC, at minute resolution.
+(``*/5``, ``10-50/20``); day-of-week is 0-7 with 0 and 7 both Sunday, and
+month and day-of-week also take names (``JAN``, ``MON-FRI``). As in cron,
+when both day fields are restricted a day matches if EITHER does. Schedules
+are evaluated in UTC, at minute resolution.
+
+Schedules come from definitions (``schedule:``) and from CRON_SCHEDULE steps,
+which register a named schedule in the store (``register``); ``serve``'s
+``Scheduler`` runs both.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from ruvon_edge.errors import RuvonError
+
+log = logging.getLogger(__name__)
 
 _FIELDS = (
     ("minute", 0, 59),
@@ -19,6 +31,13 @@ _FIELDS = (
     ("day of week", 0, 7),
 )
 _SEARCH_DAYS = 366 * 8  # long enough for "29 February on a Monday"
+_NAMES = {
+    3: ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+    4: ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"),
+}
+_FIRST = {3: 1, 4: 0}
+REGISTERED_KEY = "cron_schedules"
+"""Edge-state key holding the schedules CRON_SCHEDULE steps registered (a JSON object by name)."""
 
 
 class CronError(ValueError):
@@ -88,11 +107,23 @@ def parse(text: str) -> Cron:
         raise CronError(
             f"cron expression {text!r} must have 5 fields (minute hour day month weekday), not {len(parts)}"
         )
+    parts = [_numbered(part, i) for i, part in enumerate(parts)]
     sets = [_field(part, name, lo, hi) for part, (name, lo, hi) in zip(parts, _FIELDS, strict=True)]
     weekdays = frozenset(d % 7 for d in sets[4])
     return Cron(
         str(text), sets[0], sets[1], sets[2], sets[3], weekdays, parts[2] == "*", parts[4] == "*"
     )
+
+
+def _numbered(text: str, index: int) -> str:
+    """Month and weekday names (any case) as their numbers."""
+    names = _NAMES.get(index)
+    if names is None or not any(c.isalpha() for c in text):
+        return text
+    out = text.upper()
+    for number, name in enumerate(names, start=_FIRST[index]):
+        out = out.replace(name, str(number))
+    return out
 
 
 def _field(text: str, name: str, lo: int, hi: int) -> frozenset[int]:
@@ -166,20 +197,32 @@ class Scheduler:
         """Start the runs that are due now; return their workflow ids (the caller runs them)."""
         started = []
         now = self.clock()
-        for workflow_type, cron in self.crons.items():
+        due: list[tuple[str, str, Cron, dict]] = [(t, t, c, {}) for t, c in self.crons.items()]
+        for name, entry in (await registered(self.engine.persistence)).items():
+            try:
+                due.append(
+                    (f"cron:{name}", entry["workflow_type"], parse(entry["cron"]), entry["data"])
+                )
+            except (CronError, KeyError, TypeError):
+                log.warning("registered schedule %r is malformed; skipped", name)
+        for key_name, workflow_type, cron, data in due:
             slot = cron.previous(now)
             if slot is None:
                 continue
-            key = slot_key(workflow_type, slot)
-            last = await self._cursor(workflow_type)
+            key = slot_key(key_name, slot)
+            last = await self._cursor(key_name)
             if last is _UNSEEN:
-                await self._advance(workflow_type, key)
+                await self._advance(key_name, key)
                 continue
             if last is not None and last >= key:
                 continue
-            wf = await self.engine.start_workflow(workflow_type, {}, idempotency_key=key)
-            await self._advance(workflow_type, key)
-            if wf.status == "ACTIVE":
+            try:
+                wf = await self.engine.start_workflow(workflow_type, data, idempotency_key=key)
+            except RuvonError as exc:  # a registered target that no longer fits: skip this slot
+                log.warning("schedule %s could not start %s: %s", key_name, workflow_type, exc)
+                wf = None
+            await self._advance(key_name, key)
+            if wf is not None and wf.status == "ACTIVE":
                 started.append(str(wf.id))
         return started
 
@@ -205,3 +248,29 @@ class Scheduler:
 
 
 _UNSEEN = "\0unseen"
+
+
+async def registered(persistence) -> dict[str, dict]:
+    """The schedules CRON_SCHEDULE steps registered, by name (empty when the store keeps none)."""
+    try:
+        text = await persistence.get_edge_sync_state(REGISTERED_KEY)
+    except NotImplementedError:
+        return {}
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        log.warning("the registered schedules are not valid JSON; none run")
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+_registering = asyncio.Lock()
+
+
+async def register(persistence, name: str, cron: str, workflow_type: str, data: dict) -> None:
+    """Add or replace the schedule ``name`` (idempotent: the same call twice changes nothing)."""
+    parse(cron)
+    async with _registering:  # read-modify-write of one value: one writer per process
+        schedules = await registered(persistence)
+        schedules[name] = {"cron": cron, "workflow_type": workflow_type, "data": data}
+        await persistence.set_edge_sync_state(REGISTERED_KEY, json.dumps(schedules, sort_keys=True))

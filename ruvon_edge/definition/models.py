@@ -25,6 +25,8 @@ class StepType(StrEnum):
     SUB_WORKFLOW = "SUB_WORKFLOW"
     LOOP = "LOOP"
     FIRE_AND_FORGET = "FIRE_AND_FORGET"
+    AUDIT_EMIT = "AUDIT_EMIT"
+    CRON_SCHEDULE = "CRON_SCHEDULE"
 
 
 class MergeStrategy(StrEnum):
@@ -102,7 +104,52 @@ class HttpConfig(_Frozen):
     expected_status: list[int] = Field(default_factory=lambda: [200, 201, 202, 204])
     retry: RetryPolicy | None = None
     output_key: str | None = None
+    includes: list[Literal["status_code", "headers", "body"]] | None = None
     response_mapping: dict[str, str] = Field(default_factory=dict)
+
+
+class AuditConfig(_Frozen):
+    """What an AUDIT_EMIT step writes to the audit trail (string payload values may be templates)."""
+
+    event_type: str = Field(min_length=1, max_length=200)
+    severity: str = "INFO"
+    payload: dict[str, Any] = Field(default_factory=dict)
+    retention_days: int = Field(default=2555, ge=1)
+    tags: list[str] = Field(default_factory=list)
+    pii_fields: list[str] = Field(default_factory=list)
+
+
+class InjectionRule(_Frozen):
+    """Insert steps into this instance when the state matches.
+
+    The reference's form tests one state path (``condition_key`` with
+    ``value_match`` or ``value_is_not``); ``condition`` is a §3 expression.
+    """
+
+    condition_key: str | None = None
+    value_match: Any = None
+    value_is_not: list[Any] | None = None
+    condition: str | None = None
+    action: Literal["INSERT_AFTER_CURRENT"] = "INSERT_AFTER_CURRENT"
+    steps_to_insert: list[StepDefinition] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> InjectionRule:
+        if (self.condition is None) == (self.condition_key is None):
+            raise ValueError("a rule needs 'condition_key' or 'condition' (one of them)")
+        if (
+            self.condition_key is not None
+            and self.value_is_not is None
+            and "value_match" not in self.model_fields_set
+        ):
+            raise ValueError("'condition_key' needs 'value_match' or 'value_is_not'")
+        return self
+
+
+class DynamicInjection(_Frozen):
+    """``dynamic_injection`` of a step: rules checked after the step completed."""
+
+    rules: list[InjectionRule] = Field(min_length=1)
 
 
 class StepDefinition(_Frozen):
@@ -118,6 +165,9 @@ class StepDefinition(_Frozen):
     timeout_seconds: float | None = Field(default=None, gt=0)
     automate_next: bool = False
     retry_safe: bool = False
+    required_input: list[str] = Field(default_factory=list)  # the reference's legacy check, kept
+    dependencies: list[str] = Field(default_factory=list)  # informational, as in the reference
+    dynamic_injection: DynamicInjection | None = None
     routes: list[Route] = Field(default_factory=list)
     merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
     merge_conflict: MergeConflict = MergeConflict.OVERWRITE
@@ -138,7 +188,15 @@ class StepDefinition(_Frozen):
     mode: Literal["ITERATE", "WHILE"] | None = None
     while_condition: str | None = None
     max_iterations: int = Field(default=1000, ge=1)
+    on_max_iterations: Literal["stop", "fail"] = "stop"
     loop_body: list[StepDefinition] = Field(default_factory=list)
+    # AUDIT_EMIT
+    audit_config: AuditConfig | None = None
+    # CRON_SCHEDULE (also workflow_type and initial_data)
+    schedule_name: str | None = None
+    cron_expression: str | None = None
+    # HUMAN_IN_LOOP: the reference's approval metadata, shown with the wait
+    approval_config: dict[str, Any] | None = None
 
 
 class WorkflowDefinition(_Frozen):
@@ -149,6 +207,8 @@ class WorkflowDefinition(_Frozen):
     description: str | None = None
     initial_state_model_path: str | None = None
     saga_mode: bool = False
+    automate_start: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
     schedule: str | None = None
     steps: list[StepDefinition] = Field(min_length=1)
 

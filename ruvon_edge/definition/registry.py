@@ -16,10 +16,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, create_model
 
 from ruvon_edge.definition.loader import check_definition, load_dict, load_file, load_yaml
 from ruvon_edge.definition.models import StepDefinition, WorkflowDefinition
+from ruvon_edge.definition.state import DictState
 from ruvon_edge.errors import DefinitionError
 
 _FUNCTION_FIELDS = ("function", "compensate_function", "task_function", "merge_function")
@@ -128,14 +129,12 @@ class WorkflowRegistry:
         return value
 
     def state_model(self, definition: WorkflowDefinition) -> type[BaseModel]:
-        """Return the state model: ``initial_state_model_path``, else a permissive one per type."""
+        """Return the state model: ``initial_state_model_path``, else a permissive ``DictState`` per type."""
         if definition.initial_state_model_path:
             return self._model(definition.initial_state_model_path, "initial_state_model_path")
         model = self._permissive_models.get(definition.workflow_type)
         if model is None:
-            model = create_model(  # type: ignore[call-overload]
-                f"{definition.workflow_type}State", __config__=ConfigDict(extra="allow")
-            )
+            model = create_model(f"{definition.workflow_type}State", __base__=DictState)
             self._permissive_models[definition.workflow_type] = model
         return model
 
@@ -198,8 +197,9 @@ class WorkflowRegistry:
                     break
                 last_error = exc
             except Exception as exc:  # a user module failing at import time
+                first_line = (str(exc).splitlines() or [""])[0]
                 raise DefinitionError(
-                    f"importing {name!r} for {dotted_path!r} failed: {type(exc).__name__}: {exc}"
+                    f"importing {name!r} for {dotted_path!r} failed: {type(exc).__name__}: {first_line}"
                 ) from None
         reason = f": {last_error}" if last_error else ""
         raise DefinitionError(f"cannot import {dotted_path!r}{reason}")
@@ -241,3 +241,7 @@ def _step_paths(steps: list[StepDefinition], where: str) -> Iterator[tuple[str, 
         for j, task in enumerate(step.tasks):
             yield f"{path}.tasks[{j}].function", task.function, "function"
         yield from _step_paths(step.loop_body, f"{path}.loop_body")
+        for j, rule in enumerate(step.dynamic_injection.rules if step.dynamic_injection else ()):
+            yield from _step_paths(
+                rule.steps_to_insert, f"{path}.dynamic_injection.rules[{j}].steps_to_insert"
+            )

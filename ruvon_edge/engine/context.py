@@ -10,7 +10,10 @@ from typing import Any
 class StepContext:
     """Passed to every step function as ``context``.
 
-    ``user_input`` holds the validated input of a resumed step; ``loop_item``
+    ``user_input`` holds the validated input of a resumed step, and
+    ``validated_input`` the same as the step's ``input_model`` instance (the
+    dict when it has none; None without input), as the reference names it;
+    ``previous_step_result`` is what the previous step returned; ``loop_item``
     and ``loop_index`` are set inside LOOP bodies; ``attempt`` counts retries
     from 1.
     """
@@ -25,6 +28,8 @@ class StepContext:
     loop_index: int | None = None
     previous_step: str | None = None
     sub_workflow_results: dict[str, Any] = field(default_factory=dict)
+    validated_input: Any = None
+    previous_step_result: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly copy, for tasks dispatched to other processes."""
@@ -38,4 +43,5 @@ class StepContext:
             "loop_item": self.loop_item,
             "loop_index": self.loop_index,
             "previous_step": self.previous_step,
+            "previous_step_result": self.previous_step_result,
         }

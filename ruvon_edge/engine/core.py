@@ -23,6 +23,7 @@ from ruvon_edge.definition.registry import WorkflowRegistry
 from ruvon_edge.engine import audit, storable
 from ruvon_edge.engine.runner import CHILD_WAITS, Runner
 from ruvon_edge.engine.snapshots import Snapshots
+from ruvon_edge.engine.step_input import input_step
 from ruvon_edge.engine.workflow import Workflow
 from ruvon_edge.errors import InvalidInputError, InvalidTransitionError
 from ruvon_edge.ids import time_ordered_id
@@ -126,6 +127,8 @@ class Engine:
         row["version"] = versions[0]
         self._remember_start(row)
         await self.notify("on_workflow_started", row["id"], workflow_type)
+        if self.registry.get(workflow_type).automate_start:  # the reference's automate_start
+            return await self.next_step(row["id"])
         return self.view(row)
 
     def new_instance(
@@ -232,7 +235,7 @@ class Engine:
 
     def _validated_input(self, row: dict[str, Any], user_input: dict[str, Any]) -> dict[str, Any]:
         storable.check(user_input, "input")
-        step = self.snapshots.definition_of(row).step(row["current_step"])
+        step = input_step(self.snapshots.definition_of(row), row)
         model = self.registry.input_model(step) if step.input_model else None
         if model is None:
             return dict(user_input)
@@ -242,6 +245,13 @@ class Engine:
             raise InvalidInputError(
                 f"input does not fit {model.__name__}: {_one_line(exc)}", row["id"], step.name
             ) from None
+
+    async def enable_saga_mode(self, workflow_id: UUID | str) -> Workflow:
+        """Make this instance compensate on failure (the reference's per-instance switch)."""
+        async with self._lock(workflow_id):
+            runner = Runner(self, await self._load_for_run(workflow_id))
+            await runner.enable_saga_mode()
+            return self.view(runner.row)
 
     async def cancel(self, workflow_id: UUID | str) -> Workflow:
         """Stop a workflow for good: a live one, or a failed one nobody will retry (it syncs again)."""

@@ -52,8 +52,9 @@ class Outcome:
     ``wait`` names a waiting status (WAITING_HUMAN, PENDING_ASYNC, ...): the step
     has not completed and stays current. Otherwise the step completed, ``result``
     merges into ``state`` (the state as the function left it) and the runner
-    routes on (``jump`` overrides routes). ``tasks`` and ``children`` are
-    committed in the same transaction as the step.
+    routes on (``jump`` overrides routes). ``tasks``, ``children`` and extra
+    audit ``events`` are committed in the same transaction as the step.
+    ``hand_on_input``: the step's input goes on to the next step.
     """
 
     result: dict[str, Any] = field(default_factory=dict)
@@ -64,4 +65,6 @@ class Outcome:
     tasks: list[dict[str, Any]] = field(default_factory=list)
     children: list[Transition] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
     merge: bool = True
+    hand_on_input: bool = False

@@ -16,14 +16,16 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from ruvon_edge.definition.models import StepDefinition, WorkflowDefinition
 from ruvon_edge.directives import WorkflowDirective
-from ruvon_edge.engine import audit
+from ruvon_edge.engine import audit, injection
 from ruvon_edge.engine.context import StepContext
 from ruvon_edge.engine.invoke import call_step
 from ruvon_edge.engine.merge import MergeConflictError, merge_result
 from ruvon_edge.engine.outcome import Outcome, StepRun
+from ruvon_edge.engine.step_input import validated_input
 from ruvon_edge.engine.steps import handler_for
 from ruvon_edge.errors import ExpressionError, StepFailedError
 from ruvon_edge.providers.persistence import Transition
@@ -80,17 +82,18 @@ class Runner:
             elif status != S.ACTIVE and not resuming:
                 break
             step = self.definition.step(self.row["current_step"])
-            await self.run_step(step, user_input)
-            user_input = None
-            if self.row["status"] in CHILD_WAITS:
-                continue  # the step waits on its child, which runs next
+            user_input = await self.run_step(step, user_input)
+            if user_input is not None or self.row["status"] in CHILD_WAITS:
+                continue  # a paused step completed and hands its input on, or a child runs next
             taken += 1
             if max_steps is not None and taken >= max_steps and not step.automate_next:
                 break
         return self.row
 
-    async def run_step(self, step: StepDefinition, user_input: dict[str, Any] | None) -> None:
-        """Run one step and commit what it did (or its failure)."""
+    async def run_step(
+        self, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Run one step and commit what it did (or its failure); return input it hands on."""
         row = self._draft()
         old_status = self.row["status"]
         state = self.state_model.model_validate(row["state"])
@@ -102,6 +105,8 @@ class Runner:
             parent_id=row.get("parent_id"),
             previous_step=row["context"].get("previous_step"),
             sub_workflow_results=row["state"].get("sub_workflow_results") or {},
+            validated_input=validated_input(self.engine.registry, step, user_input),
+            previous_step_result=row["context"].get("previous_step_result"),
         )
         run = StepRun(
             self.engine,
@@ -118,20 +123,30 @@ class Runner:
             outcome = await handler_for(step.type)(run)
             if outcome.wait is None:
                 new_state = self._merged_state(step, state, outcome)
-                next_step = self._next_step(step, outcome, new_state)
+                definition, injected = injection.inject(
+                    self.definition,
+                    step,
+                    new_state.model_dump(mode="json"),
+                    self.engine.expression_evaluator,
+                )
+                next_step = self._next_step(step, outcome, new_state, injected)
         except (Exception, WorkflowDirective) as exc:  # a step's failure is data, not a crash
             await self.fail(row, step, old_status, exc)
-            return
+            return None
         duration_ms = (time.perf_counter() - started) * 1000
         events: list[dict[str, Any]] = []
         if user_input is not None and old_status == S.WAITING_HUMAN:
             events.append(audit.event(audit.WORKFLOW_RESUMED, step.name, old_status, S.ACTIVE))
         if outcome.wait is not None:
             await self._wait(row, step, old_status, outcome, events)
-            return
+            return None
+        if injected:
+            digest = self.engine.snapshots.store(definition)[1]
+            events.append(injection.note(row, step, definition, injected, digest))
         row["state"] = new_state.model_dump(mode="json")
         row["current_step"] = next_step
         row["context"]["previous_step"] = step.name
+        row["context"]["previous_step_result"] = to_jsonable_python(outcome.result, fallback=str)
         row["context"].get("steps", {}).pop(step.name, None)
         if step.compensate_function:
             row["saga_log"] = [
@@ -150,9 +165,11 @@ class Runner:
                 **outcome.details,
             )
         )
+        events.extend(outcome.events)
         if next_step is None:
             events.append(audit.event(audit.WORKFLOW_COMPLETED, step.name, old_status, S.COMPLETED))
         await self._commit(row, events, [audit.duration_metric(step.name, duration_ms)], outcome)
+        self.definition = definition
         notify = self.engine.notify
         if user_input is not None and old_status == S.WAITING_HUMAN:
             await notify("on_workflow_resumed", row["id"], step.name, user_input)
@@ -161,6 +178,7 @@ class Runner:
             await notify("on_workflow_status_changed", row["id"], old_status, row["status"])
         if row["status"] == S.COMPLETED:
             await notify("on_workflow_completed", row["id"])
+        return user_input if outcome.hand_on_input and next_step is not None else None
 
     # -- outcomes ------------------------------------------------------------------------
     async def _wait(
@@ -171,6 +189,8 @@ class Runner:
         outcome: Outcome,
         events: list,
     ) -> None:
+        if outcome.state is not None:  # changed in place before a pause
+            row["state"] = outcome.state.model_dump(mode="json")
         if outcome.result and outcome.merge:
             row["state"] = merge_result(
                 row["state"], outcome.result, step.merge_strategy, step.merge_conflict
@@ -213,7 +233,7 @@ class Runner:
         final = getattr(exc, "workflow_status", None) or S.FAILED
         row["error"] = error
         events = [audit.event(audit.STEP_FAILED, step.name, old_status, None, error=error)]
-        if self.definition.saga_mode:
+        if self.definition.saga_mode or row["context"].get("saga_mode"):
             row["status"] = S.ACTIVE
             row["context"]["compensating"] = True
             if final != S.FAILED:
@@ -281,6 +301,16 @@ class Runner:
         await self.engine.notify("on_workflow_status_changed", row["id"], S.ACTIVE, final)
         await self.engine.notify("on_workflow_failed", row["id"], row.get("error"))
 
+    async def enable_saga_mode(self) -> None:
+        """Record the per-instance saga switch (one commit, audited)."""
+        if self.row["context"].get("saga_mode"):
+            return
+        row = self._draft()
+        row["context"]["saga_mode"] = True
+        status = row["status"]
+        event = audit.event(audit.SAGA_MODE_ENABLED, row.get("current_step"), status, status)
+        await self._commit(row, [event], [])
+
     async def checkpoint(self, row: dict[str, Any], events: list[dict] | None = None) -> None:
         """Commit a running step's progress (its memory, the state so far) without finishing the step."""
         saved = dict(row)
@@ -310,7 +340,9 @@ class Runner:
                 step.name,
             ) from None
 
-    def _next_step(self, step: StepDefinition, outcome: Outcome, state: BaseModel) -> str | None:
+    def _next_step(
+        self, step: StepDefinition, outcome: Outcome, state: BaseModel, injected: list[str]
+    ) -> str | None:
         if outcome.jump is not None:
             if not any(s.name == outcome.jump for s in self.definition.steps):
                 raise StepFailedError(
@@ -328,6 +360,8 @@ class Runner:
             raise StepFailedError(
                 "no route matched and there is no default", self.row["id"], step.name
             )
+        if injected:
+            return injected[0]
         index = self.definition.index_of(step.name) + 1
         return self.definition.steps[index].name if index < len(self.definition.steps) else None
 

@@ -4,7 +4,8 @@ The stored form of a definition travels in the instance's row; its content
 hash (in the row's context) finds the already-validated definition in memory,
 so a step never re-parses it. A process that has not seen the hash validates
 the stored form again through the registry (callables still checked against
-``allowed_modules``), never the registry's current version of the type.
+``allowed_modules``), never the registry's current version of the type, and
+replays the steps ``dynamic_injection`` inserted into that instance.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from ruvon_edge.definition.models import WorkflowDefinition
 from ruvon_edge.definition.registry import WorkflowRegistry
+from ruvon_edge.engine import injection
 
 
 class Snapshots:
@@ -44,6 +46,8 @@ class Snapshots:
         definition = self._by_hash.get(digest) if digest else None
         if definition is None:
             definition = self.registry.load_snapshot(row["definition"])
+            if row["context"].get("injected_steps"):
+                definition = injection.replay(definition, row["context"]["injected_steps"])
             if digest:
                 self._by_hash[digest] = definition
         return definition

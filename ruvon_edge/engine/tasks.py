@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ruvon_edge.definition.state import with_mapping_access
 from ruvon_edge.directives import WorkflowDirective
 from ruvon_edge.engine.context import StepContext
 from ruvon_edge.engine.invoke import call_step
@@ -64,7 +65,7 @@ async def run_task(engine: Engine, task: dict[str, Any]) -> dict[str, Any]:
     try:
         function = engine.registry.resolve(task["function_path"])
         _, result, _ = await call_step(
-            engine.execution, function, engine.snapshots.state_of(row), context, {},
+            engine.execution, function, with_mapping_access(engine.snapshots.state_of(row)), context, {},
             retry=step.retry, timeout=step.timeout_seconds,
         )  # fmt: skip
     except (Exception, WorkflowDirective) as exc:  # the task's failure is the step's failure

@@ -1,7 +1,8 @@
-"""``Workflow``: a read-only view of one stored instance, with the reference SDK's ``next_step``."""
+"""``Workflow``: a view of one stored instance, with the reference SDK's ``next_step`` and ``enable_saga_mode``."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -14,11 +15,12 @@ if TYPE_CHECKING:
 class Workflow:
     """A snapshot of a workflow instance as last committed."""
 
-    __slots__ = ("_engine", "_row", "state")
+    __slots__ = ("_engine", "_row", "_saga_requested", "state")
 
     def __init__(self, engine: Engine, row: dict[str, Any], state: BaseModel) -> None:
         self._engine = engine
         self._row = row
+        self._saga_requested = False
         self.state = state
 
     @property
@@ -70,8 +72,30 @@ class Workflow:
         return self._row.get("completed_at")
 
     async def next_step(self, user_input: dict[str, Any] | None = None) -> Workflow:
-        """Advance exactly one step (and any ``automate_next`` chain); return the new snapshot."""
-        return await self._engine.next_step(self.id, user_input)
+        """Advance exactly one step (and any ``automate_next`` chain); update this object and return it.
+
+        So the reference's ``while wf.status == "ACTIVE": await wf.next_step()`` works.
+        """
+        if self._saga_requested:
+            await self._persist_saga_mode()
+        self._take(await self._engine.next_step(self.id, user_input))
+        return self
+
+    def enable_saga_mode(self) -> _SagaSwitch:
+        """Compensate this instance on failure even if its definition has no ``saga_mode``.
+
+        The reference documents it both awaited and not: awaiting stores the
+        switch now; otherwise the next ``next_step`` stores it before running.
+        """
+        self._saga_requested = True
+        return _SagaSwitch(self)
+
+    async def _persist_saga_mode(self) -> None:
+        self._take(await self._engine.enable_saga_mode(self.id))
+        self._saga_requested = False
+
+    def _take(self, other: Workflow) -> None:
+        self._row, self.state = other._row, other.state
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly dict of the instance (state dumped)."""
@@ -95,3 +119,13 @@ class Workflow:
 
     def __repr__(self) -> str:
         return f"<Workflow {self.workflow_type} {self.id} {self.status} at {self.current_step!r}>"
+
+
+class _SagaSwitch:
+    """What ``enable_saga_mode`` returns: awaiting it stores the switch (nothing runs unless awaited)."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self._workflow = workflow
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._workflow._persist_saga_mode().__await__()

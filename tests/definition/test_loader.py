@@ -164,7 +164,7 @@ def test_unsafe_condition_is_an_expression_error_with_path() -> None:
     ("step_yaml", "message"),
     [
         ("{name: A}", "steps[0].function: required for a STANDARD step"),
-        ("{name: A, type: DECISION}", "steps[0].function: required for a DECISION step"),
+        ("{name: A, type: DECISION}", "steps[0]: a DECISION step needs 'function' or 'routes'"),
         ("{name: A, type: ASYNC}", "steps[0].function: required for a ASYNC step"),
         ("{name: A, type: PARALLEL}", "steps[0]: a PARALLEL step needs 'tasks' or 'iterate_over'"),
         (

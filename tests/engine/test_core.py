@@ -105,7 +105,9 @@ async def test_condition_with_and_in_routes_to_human_review(engine):
 
 async def test_invalid_human_input_is_refused_and_changes_nothing(engine):
     """Input that fails the input model raises InvalidInputError and the workflow stays WAITING_HUMAN."""
-    wf = await engine.run((await engine.start_workflow("Order", {"order_id": "A3", "amount": 99})).id)
+    wf = await engine.run(
+        (await engine.start_workflow("Order", {"order_id": "A3", "amount": 99})).id
+    )
     before = (await engine.get_workflow(wf.id)).version
     with pytest.raises(InvalidInputError, match="reviewer"):
         await engine.resume(wf.id, {"approved": "maybe"})
@@ -123,9 +125,13 @@ async def test_resume_of_a_running_workflow_is_refused(engine):
 
 async def test_same_idempotency_key_returns_the_existing_workflow(engine):
     """A second start with the same key returns the first workflow and creates nothing."""
-    first = await engine.start_workflow("Order", {"order_id": "A5", "amount": 1}, idempotency_key="A5")
+    first = await engine.start_workflow(
+        "Order", {"order_id": "A5", "amount": 1}, idempotency_key="A5"
+    )
     await engine.run(first.id)
-    second = await engine.start_workflow("Order", {"order_id": "other", "amount": 999}, idempotency_key="A5")
+    second = await engine.start_workflow(
+        "Order", {"order_id": "other", "amount": 999}, idempotency_key="A5"
+    )
     assert second.id == first.id
     assert second.status == "COMPLETED" and second.state.order_id == "A5"
     assert len(await engine.list_workflows(workflow_type="Order")) == 1
@@ -156,7 +162,9 @@ async def test_a_failing_compensation_does_not_stop_the_others(sqlite_store):
         assert "refund service down" in failed[0].details["error"]
 
 
-async def test_without_saga_a_failure_is_failed_and_retry_resumes_at_the_failed_step(sqlite_store, monkeypatch):
+async def test_without_saga_a_failure_is_failed_and_retry_resumes_at_the_failed_step(
+    sqlite_store, monkeypatch
+):
     """A failed step leaves FAILED at that step; retry re-runs only that step once it is fixed."""
     text = """
 workflow_type: Fixable
@@ -178,13 +186,17 @@ steps:
 
 async def test_retry_policy_retries_with_backoff_then_succeeds(sqlite_store):
     """A step with retry.max_attempts=3 survives two failures; the attempts are recorded."""
-    text = single_step("Flaky", "core_app.steps.flaky", "    retry: {max_attempts: 3, backoff_seconds: 0.05}")
+    text = single_step(
+        "Flaky", "core_app.steps.flaky", "    retry: {max_attempts: 3, backoff_seconds: 0.05}"
+    )
     async with WorkflowEngine(persistence=sqlite_store, registry=registry_with(text)) as engine:
         started = time.monotonic()
         wf = await engine.run((await engine.start_workflow("Flaky", {"order_id": "R1"})).id)
         assert wf.status == "COMPLETED" and wf.state.attempts == 3
         assert time.monotonic() - started >= 0.05 + 0.1  # two backoffs: 0.05 then 0.1
-        step_rows = [a for a in await engine.get_audit_log(wf.id) if a.event_type == "STEP_COMPLETED"]
+        step_rows = [
+            a for a in await engine.get_audit_log(wf.id) if a.event_type == "STEP_COMPLETED"
+        ]
         assert step_rows[0].details["attempts"] == 3
 
 
@@ -201,7 +213,9 @@ async def test_slow_sync_step_does_not_block_other_workflows(sqlite_store):
     """While one workflow sleeps in a sync step (a thread), another completes many steps."""
     slow = single_step("SlowSync", "core_app.steps.slow_sync", "    timeout_seconds: 2.5")
     fast = single_step("Fast", "core_app.steps.ship")
-    async with WorkflowEngine(persistence=sqlite_store, registry=registry_with(slow, fast)) as engine:
+    async with WorkflowEngine(
+        persistence=sqlite_store, registry=registry_with(slow, fast)
+    ) as engine:
         slow_wf = await engine.start_workflow("SlowSync", {"order_id": "slow"})
         slow_task = asyncio.create_task(engine.run(slow_wf.id))
         await asyncio.sleep(0)  # the slow step is now in its thread
@@ -217,17 +231,31 @@ async def test_async_def_steps_run_on_the_loop(sqlite_store):
     text = single_step("Async", "core_app.steps.async_step")
     async with WorkflowEngine(persistence=sqlite_store, registry=registry_with(text)) as engine:
         wf = await engine.run((await engine.start_workflow("Async", {"order_id": "X"})).id)
-        assert wf.status == "COMPLETED" and wf.state.trail == ["async"] and wf.state.tags == ["async"]
+        assert (
+            wf.status == "COMPLETED" and wf.state.trail == ["async"] and wf.state.tags == ["async"]
+        )
 
 
-async def test_pause_directive_waits_and_resume_reruns_the_step_with_input(sqlite_store):
-    """WorkflowPauseDirective parks the workflow in WAITING_HUMAN; resume passes the input to the same step."""
-    text = single_step("Docs", "core_app.steps.pause_for_docs")
+async def test_pause_directive_waits_and_resume_completes_it_and_runs_the_next_step_with_input(
+    sqlite_store,
+):
+    """WorkflowPauseDirective parks the workflow in WAITING_HUMAN; resume completes that step and hands the input to the next (contract §2a)."""
+    text = single_step(
+        "Docs",
+        "core_app.steps.pause_for_docs",
+        "  - name: Record\n    function: core_app.steps.pause_for_docs\n",
+    )
     async with WorkflowEngine(persistence=sqlite_store, registry=registry_with(text)) as engine:
         wf = await engine.run((await engine.start_workflow("Docs", {"order_id": "P"})).id)
         assert (wf.status, wf.current_step) == ("WAITING_HUMAN", "Only")
         wf = await engine.resume(wf.id, {"docs": "passport"})
         assert wf.status == "COMPLETED" and wf.state.profile == {"docs": "passport"}
+        steps = [
+            e.step_name
+            for e in await engine.get_audit_log(wf.id)
+            if e.event_type == "STEP_COMPLETED"
+        ]
+        assert steps == ["Only", "Record"]
 
 
 async def test_except_exception_in_user_code_cannot_swallow_a_directive(sqlite_store):
@@ -249,7 +277,8 @@ steps:
 async def test_a_non_dict_result_fails_the_step_clearly(sqlite_store):
     """A step returning a string fails with a message saying what it must return."""
     async with WorkflowEngine(
-        persistence=sqlite_store, registry=registry_with(single_step("Text", "core_app.steps.returns_text"))
+        persistence=sqlite_store,
+        registry=registry_with(single_step("Text", "core_app.steps.returns_text")),
     ) as engine:
         wf = await engine.run((await engine.start_workflow("Text", {"order_id": "N"})).id)
         assert wf.status == "FAILED" and "must return a dict" in wf.error
@@ -257,7 +286,9 @@ async def test_a_non_dict_result_fails_the_step_clearly(sqlite_store):
 
 async def test_cancel_stops_a_waiting_workflow_and_cannot_cancel_twice(engine):
     """Cancelling a waiting workflow makes it CANCELLED; cancelling again is refused."""
-    wf = await engine.run((await engine.start_workflow("Order", {"order_id": "C", "amount": 90})).id)
+    wf = await engine.run(
+        (await engine.start_workflow("Order", {"order_id": "C", "amount": 90})).id
+    )
     wf = await engine.cancel(wf.id)
     assert wf.status == "CANCELLED"
     with pytest.raises(InvalidTransitionError):
@@ -284,7 +315,12 @@ steps:
     registry = registry_with(v1)
     async with WorkflowEngine(persistence=sqlite_store, registry=registry) as engine:
         old = await engine.run((await engine.start_workflow("Evolving", {"order_id": "old"})).id)
-        registry.register_yaml(v1.replace("core_app.steps.ship", "core_app.steps.charge").replace('{name: A, type: HUMAN_IN_LOOP}\n', '{name: A, type: HUMAN_IN_LOOP}\n  - {name: C, function: core_app.steps.reserve}\n'))
+        registry.register_yaml(
+            v1.replace("core_app.steps.ship", "core_app.steps.charge").replace(
+                "{name: A, type: HUMAN_IN_LOOP}\n",
+                "{name: A, type: HUMAN_IN_LOOP}\n  - {name: C, function: core_app.steps.reserve}\n",
+            )
+        )
     # a fresh engine (empty caches) must read the stored snapshot, not the registry
     async with WorkflowEngine(persistence=sqlite_store, registry=registry) as engine:
         wf = await engine.resume(old.id, {})
@@ -294,9 +330,13 @@ steps:
         assert new.state.trail == ["reserve", "charge"]
 
 
-async def test_audit_has_a_row_per_step_and_status_change_and_metrics_per_step(engine, sqlite_store):
+async def test_audit_has_a_row_per_step_and_status_change_and_metrics_per_step(
+    engine, sqlite_store
+):
     """Every step and status change leaves an audit row; every step leaves a duration metric."""
-    wf = await engine.run((await engine.start_workflow("Order", {"order_id": "AU", "amount": 5})).id)
+    wf = await engine.run(
+        (await engine.start_workflow("Order", {"order_id": "AU", "amount": 5})).id
+    )
     events = [(a.event_type, a.step_name) for a in await engine.get_audit_log(wf.id)]
     assert events == [
         ("WORKFLOW_STARTED", None),
@@ -346,7 +386,9 @@ async def test_next_step_advances_exactly_one_step(engine):
         ("shallow", "error", None, None, "conflicts with the existing value"),
     ],
 )
-async def test_merge_strategies_and_conflicts(sqlite_store, strategy, conflict, expected_profile, expected_tags, error):
+async def test_merge_strategies_and_conflicts(
+    sqlite_store, strategy, conflict, expected_profile, expected_tags, error
+):
     """The second step's result merges per merge_strategy; conflicts overwrite, keep, or fail the step."""
     text = f"""
 workflow_type: Merge

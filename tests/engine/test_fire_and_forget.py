@@ -79,7 +79,7 @@ async def test_spawned_workflow_is_independent_and_runs_in_the_background(engine
     """The caller completes with the new id recorded; the new workflow has no parent, knows its origin, and runs."""
     wf = await run(engine, "Caller", {"value": 7})
     assert wf.status == "COMPLETED" and wf.state.parent_done is True
-    spawned_id = wf.state.spawned_workflows["Spawn"]
+    spawned_id = wf.state.spawned_workflows[0]["workflow_id"]
     await engine.join_background()
     spawned = await engine.get_workflow(spawned_id)
     assert spawned.status == "COMPLETED" and spawned.parent_id is None
@@ -94,7 +94,7 @@ async def test_the_caller_does_not_wait_for_a_waiting_workflow(engine):
     await engine.join_background()
     assert wf.status == "COMPLETED"
     assert (
-        await engine.get_workflow(wf.state.spawned_workflows["Spawn"])
+        await engine.get_workflow(wf.state.spawned_workflows[0]["workflow_id"])
     ).status == "WAITING_HUMAN"
 
 
@@ -103,7 +103,9 @@ async def test_a_failing_spawned_workflow_does_not_touch_the_caller(engine):
     wf = await run(engine, "CallerOfFailure", {"value": 1})
     await engine.join_background()
     assert (await engine.get_workflow(wf.id)).status == "COMPLETED"
-    assert (await engine.get_workflow(wf.state.spawned_workflows["Spawn"])).status == "FAILED"
+    assert (
+        await engine.get_workflow(wf.state.spawned_workflows[0]["workflow_id"])
+    ).status == "FAILED"
 
 
 async def test_bad_template_fails_the_step_and_spawns_nothing(engine):
@@ -120,7 +122,7 @@ async def test_close_waits_for_background_runs(db_path):
     ) as eng:
         wf = await run(eng, "Caller", {"value": 2})
     async with SQLitePersistenceProvider(str(db_path)) as store:
-        row = await store.load_workflow(wf.state.spawned_workflows["Spawn"])
+        row = await store.load_workflow(wf.state.spawned_workflows[0]["workflow_id"])
     assert row["status"] == "COMPLETED"
 
 

@@ -139,13 +139,27 @@ DEFINITIONS = (
     http_workflow("NotFound", '      url: "{{ state.base }}/status/404"'),
     http_workflow(
         "Accepts404",
-        '      url: "{{ state.base }}/status/404"\n      expected_status: [404]\n      output_key: r',
+        '      url: "{{ state.base }}/status/404"\n      expected_status: [404]\n      output_key: r\n      includes: [status_code]',
     ),
     http_workflow("Slow", '      url: "{{ state.base }}/slow"\n      timeout: 0.3'),
     http_workflow(
         "BadTemplate",
         '      url: "{{ state.base }}/echo"\n      headers: {X-Id: "{{ state.missing }}"}',
     ),
+    """
+workflow_type: ReferenceSpelling
+steps:
+  - name: Call
+    type: HTTP
+    http_config:
+      method: "POST"
+      url: "{{ state.base }}/flaky"
+      query_params: {page: "2"}
+      body: {order: "{{ state.order_id }}"}
+      retry_policy: {max_attempts: 3, delay_seconds: 0.01}
+    output_key: "reply"
+    includes: ["status_code", "headers", "body"]
+""",
     http_workflow(
         "Refused",
         '      url: "{{ state.base }}/echo"\n      retry: {max_attempts: 2, backoff_seconds: 0.01}',
@@ -177,9 +191,7 @@ async def test_every_part_of_the_request_is_rendered_and_the_response_mapped(eng
     assert req["query"] == {"region": "eu", "fixed": "1"}
     assert req["headers"]["authorization"] == SECRET and req["headers"]["x-order"] == "A17"
     assert json.loads(req["body"]) == {"id": "A17", "lines": ["eu", 2]}
-    assert (
-        wf.state.shipping["status_code"] == 200 and wf.state.shipping["body"]["status"] == "shipped"
-    )
+    assert wf.state.shipping["status"] == "shipped"
     assert (wf.state.ship_status, wf.state.ship_code) == ("shipped", 200)
 
 
@@ -192,7 +204,7 @@ async def test_without_output_key_the_response_goes_under_the_step_name(engine, 
 async def test_500_then_200_is_retried_and_succeeds(engine, server):
     """A 5xx answer is retried; the second attempt's 200 completes the step, with the attempts audited."""
     wf = await run(engine, "Flaky", {"base": base(server)})
-    assert wf.status == "COMPLETED" and wf.state.r["body"] == {"hits": 2}
+    assert wf.status == "COMPLETED" and wf.state.r == {"hits": 2}
     assert server.hits["/flaky"] == 2
     completed = [a for a in await engine.get_audit_log(wf.id) if a.event_type == "STEP_COMPLETED"]
     assert completed[0].details["attempts"] == 2
@@ -260,3 +272,19 @@ async def test_connection_refused_is_retried_then_fails(engine):
         port = s.getsockname()[1]
     wf = await run(engine, "Refused", {"base": f"http://127.0.0.1:{port}"})
     assert wf.status == "FAILED" and f"GET http://127.0.0.1:{port}/echo: cannot connect" in wf.error
+
+
+async def test_the_reference_spelling_of_an_http_step_works(engine, server):
+    """Step-level output_key/includes, query_params, a mapping body and retry_policy {max_attempts, delay_seconds}."""
+    wf = await run(engine, "ReferenceSpelling", {"base": base(server), "order_id": "Q1"})
+    assert wf.status == "COMPLETED"
+    first, second = server.requests
+    assert (second["method"], second["query"], json.loads(second["body"])) == (
+        "POST",
+        {"page": "2"},
+        {"order": "Q1"},
+    )
+    assert first["body"] == second["body"]  # the 500 was retried with the same request
+    reply = wf.state.reply
+    assert (reply["status_code"], reply["body"]) == (200, {"hits": 2})
+    assert reply["headers"]["content-type"] == "application/json"

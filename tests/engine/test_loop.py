@@ -15,6 +15,7 @@ steps:
     mode: ITERATE
     iterate_over: state.items
     max_iterations: 5
+    on_max_iterations: fail
     function: steps_fixtures.steps.add_item
   - name: After
     function: steps_fixtures.steps.double_total
@@ -40,6 +41,7 @@ steps:
     mode: WHILE
     while_condition: "state.n < state.limit"
     max_iterations: 10
+    on_max_iterations: fail
     loop_body:
       - {name: Up, function: steps_fixtures.steps.count_up}
 """
@@ -68,7 +70,16 @@ steps:
 @pytest.fixture
 async def engine(sqlite_store):
     async with WorkflowEngine(
-        sqlite_store, registry_of(ITERATE, BODY, WHILE, EXPLODE, SHRINK)
+        sqlite_store,
+        registry_of(
+            ITERATE,
+            BODY,
+            WHILE,
+            EXPLODE,
+            SHRINK,
+            ITERATE.replace("Iterate", "IterateStop").replace("    on_max_iterations: fail\n", ""),
+            WHILE.replace("While", "WhileStop").replace("    on_max_iterations: fail\n", ""),
+        ),
     ) as eng:
         yield eng
 
@@ -148,3 +159,19 @@ async def test_progress_is_committed_after_every_iteration(engine, sqlite_store)
     assert wf.status == "COMPLETED"
     # start + 3 iteration checkpoints + Sum + After
     assert sqlite_store.commit_count - before == 6
+
+
+async def test_by_default_a_loop_stops_at_max_iterations_with_an_audit_row(engine):
+    """on_max_iterations defaults to stop: the first max_iterations items run, the step completes, LOOP_LIMIT_REACHED is audited."""
+    wf = await run(engine, "IterateStop", {"items": [1, 2, 3, 4, 5, 6], "total": 0, "seen": []})
+    assert wf.status == "COMPLETED" and wf.state.seen == [0, 1, 2, 3, 4]
+    [limit] = [a for a in await engine.get_audit_log(wf.id) if a.event_type == "LOOP_LIMIT_REACHED"]
+    assert limit.step_name == "Sum" and "1 items not processed" in limit.details["reason"]
+
+
+async def test_a_while_loop_stops_at_max_iterations_by_default(engine):
+    """A WHILE condition still true at the limit completes the step, audited as LOOP_LIMIT_REACHED."""
+    wf = await run(engine, "WhileStop", {"n": 0, "limit": 50})
+    assert (wf.status, wf.state.n) == ("COMPLETED", 10)
+    events = [a.event_type for a in await engine.get_audit_log(wf.id)]
+    assert "LOOP_LIMIT_REACHED" in events

@@ -20,6 +20,7 @@ steps:
     iterate_over: state.items
     task_function: steps_fixtures.steps.{function}
     item_var_name: item
+    merge_strategy: APPEND
 {extra}
 """
 
@@ -72,19 +73,21 @@ async def run(engine, workflow_type, data):
     return await engine.run((await engine.start_workflow(workflow_type, data)).id)
 
 
-async def test_static_tasks_merge_into_parallel_results_by_name(engine):
-    """Static tasks run with their kwargs and land in state.parallel_results under their names."""
+async def test_static_tasks_merge_into_the_top_level_of_the_state(engine):
+    """Static tasks run with their kwargs; their results merge into the state, each kept in the audit row."""
     wf = await run(engine, "Static", {"base": 1})
     assert wf.status == "COMPLETED"
-    assert wf.state.parallel_results == {"a": {"a": 7}, "b": {"b": 2}}
+    assert (wf.state.a, wf.state.b) == (7, 2)
+    audit = [a for a in await engine.get_audit_log(wf.id) if a.event_type == "STEP_COMPLETED"]
+    assert audit[0].details["task_results"] == {"a": {"a": 7}, "b": {"b": 2}}
 
 
 async def test_fan_out_runs_one_task_per_item_in_batches_in_item_order(engine, sqlite_store):
-    """A fan-out over 5 items with batch_size 2 gives 5 results in item order, committing progress per batch."""
+    """A fan-out over 5 items with batch_size 2 appends 5 results in item order, committing progress per batch."""
     before = sqlite_store.commit_count
     wf = await run(engine, "Double", {"items": [1, 2, 3, 4, 5]})
     assert wf.status == "COMPLETED"
-    assert [r["value"] for r in wf.state.Fan_results] == [2, 4, 6, 8, 10]
+    assert (wf.state.values, wf.state.indexes) == ([2, 4, 6, 8, 10], [0, 1, 2, 3, 4])
     # start + 2 batch checkpoints (the last batch is part of the step's own commit) + the step
     assert sqlite_store.commit_count - before == 4
     assert not (await sqlite_store.load_workflow(str(wf.id)))["context"].get(
@@ -93,9 +96,9 @@ async def test_fan_out_runs_one_task_per_item_in_batches_in_item_order(engine, s
 
 
 async def test_empty_fan_out_completes_with_no_results(engine):
-    """Iterating over an empty list completes the step with an empty result list."""
+    """Iterating over an empty list completes the step and merges nothing."""
     wf = await run(engine, "Double", {"items": []})
-    assert (wf.status, wf.state.Fan_results) == ("COMPLETED", [])
+    assert wf.status == "COMPLETED" and "values" not in wf.state
 
 
 async def test_a_failing_task_fails_the_step_naming_the_task_and_its_error(engine):
@@ -115,11 +118,7 @@ async def test_retry_reruns_only_the_tasks_that_did_not_succeed(engine, tmp_path
     assert wf.status == "FAILED"
     fix.touch()
     wf = await engine.retry(wf.id)
-    assert wf.status == "COMPLETED" and wf.state.Fan_results == [
-        {"value": 1},
-        {"value": 2},
-        {"value": 3},
-    ]
+    assert wf.status == "COMPLETED" and wf.state.values == [1, 2, 3]
     runs = [line.split()[0] for line in (tmp_path / "markers.log").read_text().splitlines()]
     assert runs == ["item-0", "item-1", "item-2", "item-2"]
 
@@ -131,10 +130,10 @@ async def test_a_failing_static_task_fails_the_step(engine):
 
 
 async def test_partial_success_keeps_good_results_and_audits_the_errors(engine):
-    """With allow_partial_success the step completes, failed items are None and the audit names the errors."""
+    """With allow_partial_success the step completes with the good results and the audit names the errors."""
     wf = await run(engine, "CursedPartial", {"items": [1, 3, 5]})
     assert wf.status == "COMPLETED"
-    assert wf.state.Fan_results == [{"value": 1}, None, {"value": 5}]
+    assert wf.state.values == [1, 5]
     audit = [a for a in await engine.get_audit_log(wf.id) if a.event_type == "STEP_COMPLETED"]
     assert audit[0].details["failed_tasks"] == [
         {"name": "Fan[1]", "error": "ValueError: item 3 is cursed"}
@@ -143,16 +142,22 @@ async def test_partial_success_keeps_good_results_and_audits_the_errors(engine):
 
 
 async def test_static_partial_success_leaves_the_failed_task_out(engine):
-    """A failed static task is absent from parallel_results when partial success is allowed."""
+    """A failed static task merges nothing when partial success is allowed."""
     wf = await run(engine, "StaticPartial", {})
-    assert wf.status == "COMPLETED" and wf.state.parallel_results == {"a": {"a": 1}}
+    assert wf.status == "COMPLETED" and wf.state.a == 1
+
+
+async def test_partial_success_with_every_task_failed_fails_the_step(engine):
+    """allow_partial_success does not turn a step whose every task failed into a success."""
+    wf = await run(engine, "CursedPartial", {"items": [3, 3]})
+    assert wf.status == "FAILED" and "2 of 2 parallel tasks failed" in wf.error
 
 
 async def test_merge_function_gets_every_task_entry(engine):
     """A merge_function receives the task entries and its dict is what merges into the state."""
     wf = await run(engine, "Summed", {"items": [1, 2, 3]})
     assert wf.status == "COMPLETED"
-    assert wf.state.total == 12 and not hasattr(wf.state, "Fan_results")
+    assert wf.state.total == 12 and "values" not in wf.state
 
 
 async def test_a_task_returning_a_non_dict_is_a_failed_task(engine):
@@ -184,5 +189,5 @@ async def test_thread_pool_runs_tasks_concurrently(sqlite_store):
         started = time.monotonic()
         wf = await run(eng, "Slow", {"items": [0.5, 0.5, 0.5, 0.5]})
         elapsed = time.monotonic() - started
-    assert wf.status == "COMPLETED" and len(wf.state.Fan_results) == 4
+    assert wf.status == "COMPLETED" and len(wf.state.slept) == 4
     assert elapsed < 1.5

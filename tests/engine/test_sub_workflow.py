@@ -127,6 +127,13 @@ async def test_declarative_child_completes_and_parent_gets_its_state(engine):
     assert wf.state.after == 6
     [child] = await children_of(engine, wf.id, "Child")
     assert child.status == "COMPLETED"
+    by_id = wf.state.sub_workflow_results[str(child.id)]  # the reference's other documented shape
+    assert by_id == {
+        "workflow_type": "Child",
+        "status": "COMPLETED",
+        "state": child_state,
+        "final_result": child_state,
+    }
 
 
 async def test_directive_starts_a_child_and_waits_for_it(engine):

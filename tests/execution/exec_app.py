@@ -43,6 +43,7 @@ steps:
     type: PARALLEL
     iterate_over: state.items
     task_function: exec_app.square
+    merge_strategy: APPEND
 """,
 ]
 
@@ -55,7 +56,7 @@ class JobState(BaseModel):
     worked_by: int | None = None
     after: bool = False
     undone: bool = False
-    Square_results: list | None = None
+    squares: list[int] = []
 
 
 def _record(state: JobState, what: str) -> None:
@@ -89,7 +90,7 @@ def square(state: JobState, context, item: int, index: int):
     _record(state, f"square-{item}")
     if item < 0:
         raise ValueError(f"negative item {item}")
-    return {"square": item * item}
+    return {"squares": [item * item]}
 
 
 def registry():

@@ -29,7 +29,6 @@ HERE = Path(__file__).parent
 REPO = HERE.parent.parent
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def _close_broker_pools():
     """Close kombu's process-wide connection pools once this module is done (they outlive any one app)."""
@@ -216,4 +215,4 @@ async def test_parallel_fan_out_runs_on_celery_workers(engine, workers, tmp_path
         ).id
     )
     assert wf.status == "COMPLETED"
-    assert [r["square"] for r in wf.to_dict()["state"]["Square_results"]] == [4, 9, 16]
+    assert wf.state.squares == [4, 9, 16]

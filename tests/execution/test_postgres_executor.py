@@ -180,8 +180,8 @@ async def test_parallel_fan_out_runs_on_workers_in_item_order(engine, workers, t
         "FanOut", {"log": str(tmp_path / "log"), "items": [3, 1, 4, 1, 5]}
     )
     wf = await engine.run(wf.id)
-    assert wf.status == "COMPLETED"
-    assert [r["square"] for r in wf.to_dict()["state"]["Square_results"]] == [9, 1, 16, 1, 25]
+    assert wf.status == "COMPLETED", wf.error
+    assert wf.state.squares == [9, 1, 16, 1, 25]
     bad = await engine.start_workflow("FanOut", {"log": str(tmp_path / "log"), "items": [2, -1]})
     bad = await engine.run(bad.id)
     assert bad.status == "FAILED" and "negative item -1" in bad.error

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import sqlite3
 
 import pytest
@@ -82,16 +84,58 @@ async def test_full_disk_sync_delivers_and_deletes_then_the_engine_accepts_work_
     assert len(stored(db)) == len(left) + 1
 
 
-async def test_opening_a_current_database_on_a_full_disk_writes_nothing(full_disk):
-    """With the disk full, list (read-only) and the read-write open of a current database succeed and change no byte."""
+async def test_opening_a_current_database_on_a_full_disk_writes_nothing(full_disk, caplog):
+    """On a full disk list and the read-write open succeed and change no byte; refusals are counted and logged once."""
     db = full_disk / "edge.db"
     accepted, _ = await fill_until_refused(db)
+    caplog.clear()
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     listed = edge("list", "--db", str(db), "--limit", "100000", "--json")
     assert listed.returncode == 0, listed.stderr
     async with payments_engine(db) as engine:
         assert len(await engine.list_workflows(limit=100_000)) == len(accepted)
-        with pytest.raises(DiskFullError, match="^disk full:"):
-            await engine.start_workflow("Payment", {"amount": 1, "note": "y" * 1500})
-        assert engine.persistence.disk_full_refusals == 1
+        for _ in range(3):
+            with pytest.raises(DiskFullError, match="^disk full:"):
+                await engine.start_workflow("Payment", {"amount": 1, "note": "y" * 1500})
+        assert engine.persistence.disk_full_refusals == 3
+    refusing = [
+        r for r in caplog.records if r.getMessage().startswith("disk full: refusing writes")
+    ]
+    assert (
+        len(refusing) == 1 and refusing[0].levelname == "WARNING"
+    )  # one line, not one per attempt
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+def fill(path) -> None:
+    """Write ``path`` until the filesystem answers ENOSPC."""
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+async def test_a_cleanly_closed_database_opens_on_a_disk_with_no_free_byte(full_disk):
+    """No -wal/-shm left and 0 bytes free: list reads it; run opens it by spending the reserve and refuses in one line."""
+    db = full_disk / "edge.db"
+    async with payments_engine(db) as engine:
+        done = await engine.run((await engine.start_workflow("Payment", {"amount": 4})).id)
+    assert sorted(p.name for p in full_disk.iterdir()) == ["edge.db", "edge.db.reserve"]
+    fill(full_disk / "filler")
+    env = {"RUVON_DISK_RESERVE_BYTES": str(RESERVE)}
+    listed = edge("list", "--db", str(db), "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(d["id"], d["status"]) for d in json.loads(listed.stdout)] == [
+        (str(done.id), "COMPLETED")
+    ]
+    refused = edge("run", str(YAML), *CODE, "--db", str(db), "--data", '{"amount": 5}', env=env)
+    assert one_line(refused, 1).startswith("ruvon-edge: error: disk full: ")
+    assert not (full_disk / "edge.db.reserve").exists()
+    (full_disk / "filler").unlink()  # space is back
+    again = edge(
+        "run", str(YAML), *CODE, "--db", str(db), "--data", '{"amount": 5}', "--json", env=env
+    )
+    assert again.returncode == 0 and json.loads(again.stdout)["status"] == "COMPLETED", again.stderr
+    assert (full_disk / "edge.db.reserve").exists() and len(stored(db)) == 2

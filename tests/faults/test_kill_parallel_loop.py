@@ -84,7 +84,7 @@ async def test_kill_mid_parallel_reruns_only_the_unfinished_batch(tmp_path):
     )
     wf = await finish(db, wf_id)
     assert wf.status == "COMPLETED" and wf.state.parent_done is True
-    assert [r["value"] for r in wf.state.Fan_results] == [0, 2, 4, 6, 8, 10]
+    assert wf.state.values == [0, 2, 4, 6, 8, 10]
     counts = executions(markers)
     assert [counts[f"item-{i}"] for i in range(6)] == [1, 1, 1, 1, 2, 1]
 

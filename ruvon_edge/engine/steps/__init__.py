@@ -26,6 +26,8 @@ _TABLE: dict[StepType, tuple[str, str]] = {
     StepType.SUB_WORKFLOW: ("sub_workflow", "run_sub_workflow_step"),
     StepType.LOOP: ("loop", "run_loop_step"),
     StepType.FIRE_AND_FORGET: ("fire_and_forget", "run_fire_and_forget_step"),
+    StepType.AUDIT_EMIT: ("audit_emit", "run_audit_emit_step"),
+    StepType.CRON_SCHEDULE: ("cron_schedule", "run_cron_schedule_step"),
 }
 _loaded: dict[StepType, Handler] = {}
 

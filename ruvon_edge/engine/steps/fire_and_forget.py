@@ -7,8 +7,10 @@ the same commit that completes this step, so a crash can neither lose it nor
 start it twice. After that commit the engine runs it in the background
 (``engine.run_in_background``; ``engine.close`` waits for such runs); one
 interrupted by a crash stays ACTIVE and is picked up by ``engine.run`` or
-``ruvon-edge serve``. The step's result records the id:
-``{"spawned_workflows": {<step>: <id>, ...}}``.
+``ruvon-edge serve``. The step appends a record to the state's
+``spawned_workflows`` list, as the reference does:
+``{"workflow_id", "workflow_type", "step", "status": "ACTIVE"}`` (the status
+at spawn time; read the workflow for its outcome).
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ async def run_fire_and_forget_step(run: StepRun) -> Outcome:
     )
     child_id = spawned.workflow["id"]
     spawned.workflow["context"]["spawned_by"] = {"workflow_id": run.row["id"], "step": step.name}
-    ids = dict(run.row["state"].get("spawned_workflows") or {})
-    ids[step.name] = child_id
+    record = {
+        "workflow_id": child_id,
+        "workflow_type": step.workflow_type,
+        "step": step.name,
+        "status": spawned.workflow["status"],
+    }
+    records = [*(run.row["state"].get("spawned_workflows") or []), record]
     details = {"spawned_workflow_id": child_id, "spawned_workflow_type": step.workflow_type}
-    return Outcome(result={"spawned_workflows": ids}, children=[spawned], details=details)
+    return Outcome(result={"spawned_workflows": records}, children=[spawned], details=details)

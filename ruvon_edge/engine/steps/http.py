@@ -12,12 +12,13 @@ step's ``retry``) retries connection failures, 5xx and 429 with exponential
 backoff; a ``Retry-After`` header replaces the backoff, capped at
 ``max_backoff_seconds``. A response body larger than 5 MB fails the step.
 
-Result. The status must be in ``expected_status``. ``{"status_code", "body"}``
-(body parsed as JSON when the server says JSON, else text) is stored under
-``output_key``, or under ``<step>_response`` when neither ``output_key`` nor
-``response_mapping`` is given. ``response_mapping`` maps state keys to
-expressions over ``body``, ``status_code`` and ``headers``
-(e.g. ``{order_status: "body.status"}``). Nothing here logs header values,
+Result. The status must be in ``expected_status``. The body (parsed as JSON
+when the server says JSON, else text) is stored under ``output_key``, as the
+reference's how-to routes on it; with ``includes`` (any of ``status_code``,
+``headers``, ``body``) a wrapper of those parts is stored instead. Without
+``output_key`` or ``response_mapping``, ``{"status_code", "body"}`` goes under
+``<step>_response``. ``response_mapping`` maps state keys to expressions over
+``body``, ``status_code`` and ``headers`` (e.g. ``{order_status: "body.status"}``). Nothing here logs header values,
 and errors name the URL without its query string.
 """
 
@@ -204,16 +205,21 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _result(run: StepRun, config: HttpConfig, reply: _Reply) -> dict[str, Any]:
+    parts = {"status_code": reply.status_code, "headers": reply.headers, "body": reply.body}
     response = {"status_code": reply.status_code, "body": reply.body}
+    if config.includes is not None:
+        response = {k: parts[k] for k in config.includes}
     result: dict[str, Any] = {}
     if config.output_key:
-        result[config.output_key] = response
+        result[config.output_key] = reply.body if config.includes is None else response
+    elif config.includes is not None:
+        result[f"{run.step.name}_response"] = response
     scope = {"body": reply.body, "status_code": reply.status_code, "headers": reply.headers}
     for key, expression in config.response_mapping.items():
         try:
             result[key] = evaluate(expression, scope)
         except ExpressionError as exc:
             raise StepFailedError(f"http_config.response_mapping.{key}: {exc.reason}") from None
-    if not config.output_key and not config.response_mapping:
+    if not result and not config.response_mapping:
         result[f"{run.step.name}_response"] = response
     return result

@@ -8,8 +8,13 @@ from ruvon_edge.status import WorkflowStatus
 
 
 async def run_human_step(run: StepRun) -> Outcome:
-    """Pause on arrival; on resume the (already validated) input goes to the function or into the state."""
-    if not run.resumed:
+    """Pause on arrival; on resume the (already validated) input goes to the function or into the state.
+
+    Arriving with non-empty input (``next_step(user_input={...})``, or input a
+    paused step handed on) runs the step at once, as in the reference; empty
+    input on arrival still pauses.
+    """
+    if run.row["status"] != WorkflowStatus.WAITING_HUMAN and not run.user_input:
         return Outcome(
             wait=WorkflowStatus.WAITING_HUMAN,
             wait_reason=f"waiting for input to step {run.step.name!r}",

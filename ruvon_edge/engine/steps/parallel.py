@@ -3,8 +3,10 @@
 Tasks. Static tasks are ``{name, function, kwargs}``. A fan-out evaluates
 ``iterate_over`` (the safe expression language, e.g. ``state.orders``) and
 makes one task per item: ``task_function(state, context, <item_var_name>=item,
-index=i)``, named ``<step>[i]``. Task functions get a copy of the state; what
-they change in it is discarded, what they return is their result.
+index=i)``, named ``<step>[i]``. Task functions get a copy of the state as a
+``StateDict`` (``state.x`` and ``state["x"]`` both work, as the reference
+hands tasks a dict; workers of remote providers rebuild the state model);
+what they change in it is discarded, what they return is their result.
 
 Batches. ``batch_size`` tasks are handed to ``execution.dispatch_parallel_tasks``
 at a time (all at once by default). After each finished batch but the last,
@@ -16,14 +18,16 @@ did not succeed. ``timeout_seconds`` bounds the whole fan-out of this run.
 Failures. A task that raises (or returns something other than a dict) is a
 failed task. Without ``allow_partial_success`` any failure fails the step,
 naming the failed tasks and their errors; with it, the successful results
-merge and the errors are kept in the audit row (``failed_tasks``).
+merge and the errors are kept in the audit row (``failed_tasks``); every
+task failing fails the step all the same.
 
 Merging. ``merge_function(results) -> dict`` gets every task's entry
-``{name, status, result | error}`` in task order. Without one, static tasks
-give ``{"parallel_results": {name: result}}`` (added to the results of
-earlier PARALLEL steps) and a fan-out gives
-``{"<step>_results": [result, ...]}`` in item order (``None`` for a failed
-item), both merged into the state like any step result.
+``{name, status, result | error}`` in task order. Without one, the results
+merge into the top level of the state in task order with the step's
+``merge_strategy`` and ``merge_conflict``, as the reference does (``append``
+concatenates the lists of a fan-out); each task's result stays in the audit
+row (``task_results``). A result key the state model does not declare fails
+the step: it is never dropped silently.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ import asyncio
 import time
 from typing import Any
 
+from ruvon_edge.definition.state import StateDict
 from ruvon_edge.engine.invoke import normalise_result
+from ruvon_edge.engine.merge import merge_result
 from ruvon_edge.engine.outcome import Outcome, StepRun
 from ruvon_edge.errors import StepFailedError
 from ruvon_edge.expressions import evaluate
@@ -57,7 +63,7 @@ async def run_parallel_step(run: StepRun) -> Outcome:
             await run.checkpoint()
     entries = [done[t["name"]] for t in tasks]
     failed = [{"name": e["name"], "error": e["error"]} for e in entries if e["status"] != COMPLETED]
-    if failed and not step.allow_partial_success:
+    if failed and (not step.allow_partial_success or len(failed) == len(tasks)):
         listed = "; ".join(f"{f['name']}: {f['error']}" for f in failed[:_ERRORS_IN_MESSAGE])
         more = (
             f" (and {len(failed) - _ERRORS_IN_MESSAGE} more)"
@@ -67,7 +73,11 @@ async def run_parallel_step(run: StepRun) -> Outcome:
         raise StepFailedError(
             f"{len(failed)} of {len(tasks)} parallel tasks failed: {listed}{more}"
         )
-    details: dict[str, Any] = {"tasks": len(tasks), "succeeded": len(tasks) - len(failed)}
+    details: dict[str, Any] = {
+        "tasks": len(tasks),
+        "succeeded": len(tasks) - len(failed),
+        "task_results": {e["name"]: e.get("result") for e in entries if e["status"] == COMPLETED},
+    }
     if failed:
         details["failed_tasks"] = failed
     return Outcome(result=_merge(run, entries), details=details)
@@ -98,12 +108,18 @@ async def _dispatch(
     run: StepRun, batch: list[dict[str, Any]], deadline: float | None
 ) -> list[dict[str, Any]]:
     """Run one batch; a task's non-dict result makes it a failed task."""
-    # Task functions are called like step functions, fn(state model, StepContext, **kwargs):
-    # in-process providers hand both through (the ABC's dict/ExecutionContext hints are too narrow).
-    call = run.engine.execution.dispatch_parallel_tasks(
+    # Task functions are called like step functions, fn(state, StepContext, **kwargs):
+    # in-process providers hand both through (the ABC's ExecutionContext hint is too narrow).
+    execution = run.engine.execution
+    state: Any = (
+        run.state.model_copy(deep=True)  # serialised for workers, who rebuild the model
+        if getattr(execution, "dispatches_remotely", False)
+        else StateDict(run.state.model_dump(mode="json"))
+    )
+    call = execution.dispatch_parallel_tasks(
         run.row["id"],
         batch,
-        run.state.model_copy(deep=True),  # type: ignore[arg-type]
+        state,
         run.context,  # type: ignore[arg-type]
     )
     if deadline is None:
@@ -132,10 +148,24 @@ def _merge(run: StepRun, entries: list[dict[str, Any]]) -> dict[str, Any]:
     if step.merge_function:
         merged = run.engine.registry.resolve(step.merge_function)(entries)
         return normalise_result(merged, f"merge function {step.merge_function!r}")
-    if step.tasks:
-        results = dict(
-            run.row["state"].get("parallel_results") or {}
-        )  # earlier PARALLEL steps' stay
-        results.update({e["name"]: e["result"] for e in entries if e["status"] == COMPLETED})
-        return {"parallel_results": results}
-    return {f"{step.name}_results": [e.get("result") for e in entries]}
+    combined: dict[str, Any] = {}
+    for entry in entries:
+        if entry["status"] == COMPLETED:
+            _check_declared(run, entry)
+            combined = merge_result(
+                combined, entry["result"], step.merge_strategy, step.merge_conflict
+            )
+    return combined
+
+
+def _check_declared(run: StepRun, entry: dict[str, Any]) -> None:
+    """A result key the state model does not declare fails the step (a model that allows extras takes any)."""
+    model = type(run.state)
+    if model.model_config.get("extra") == "allow":
+        return
+    unknown = [k for k in entry["result"] if k not in model.model_fields]
+    if unknown:
+        raise StepFailedError(
+            f"task {entry['name']!r} returned {', '.join(map(repr, unknown))}, "
+            f"which {model.__name__} does not declare"
+        )

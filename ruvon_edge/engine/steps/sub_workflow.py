@@ -10,8 +10,10 @@ right after the spawn commit; ``engine.run(parent)`` does it after a crash;
 ``engine.on_child_status`` does it when a child reports) reads the child:
 
 * ACTIVE — run it here (unless another coroutine of this engine is driving it);
-* COMPLETED — its state lands in ``state.sub_workflow_results[<child type>]``
-  and the step completes;
+* COMPLETED — its state lands in ``state.sub_workflow_results[<child type>]``,
+  and ``sub_workflow_results[<child id>]`` holds ``{workflow_type, status,
+  state, final_result}`` (both shapes the reference documents; ``final_result``
+  is the child's final state), and the step completes;
 * any failure or CANCELLED — the step fails and the parent ends
   FAILED_CHILD_WORKFLOW (in saga mode after its compensations ran). The
   memory is cleared first, so ``engine.retry(parent)`` starts a fresh child;
@@ -100,7 +102,14 @@ async def follow_child(run: StepRun) -> Outcome:
     details = {"child_id": child_id, "child_type": child_type, "child_status": child.status}
     if child.status == S.COMPLETED:
         results = dict(run.row["state"].get("sub_workflow_results") or {})
-        results[child_type] = child.state.model_dump(mode="json")
+        final = child.state.model_dump(mode="json")
+        results[child_type] = final
+        results[child_id] = {
+            "workflow_type": child_type,
+            "status": child.status,
+            "state": final,
+            "final_result": final,
+        }
         return Outcome(result={"sub_workflow_results": results}, details=details)
     if child.status in TERMINAL:
         run.memory.clear()

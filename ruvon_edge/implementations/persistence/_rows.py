@@ -114,8 +114,10 @@ def shape_workflow(
         # A failure kept on the device after sync (sync_seq NULL) that is then cancelled is
         # news to the cloud: it is queued again.
         needs_seq = existing["sync_seq"] is None and existing["status"] != row["status"]
-    elif terminal:
-        row["completed_at"] = now
+    elif terminal:  # a row created terminal (an imported one) keeps the time it really finished
+        row["completed_at"] = (
+            _timestamp(data.get("completed_at")) if existing is None else None
+        ) or now
         row["sync_seq"] = None
         needs_seq = True
     else:
@@ -156,7 +158,7 @@ def decode_workflow_for_listing(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def audit_row(workflow_id: str, audit: dict[str, Any], now: str) -> dict[str, Any]:
-    """Return an encoded audit row; a caller-supplied ``audit_id`` is kept, else a UUIDv7."""
+    """Return an encoded audit row; a caller-supplied ``audit_id`` and ``recorded_at`` are kept."""
     return {
         "audit_id": str(audit.get("audit_id") or time_ordered_id()),
         "workflow_id": workflow_id,
@@ -165,7 +167,7 @@ def audit_row(workflow_id: str, audit: dict[str, Any], now: str) -> dict[str, An
         "old_status": audit.get("old_status"),
         "new_status": audit.get("new_status"),
         "details": dumps(audit.get("details") or {}),
-        "recorded_at": now,
+        "recorded_at": audit.get("recorded_at") or now,
     }
 
 
@@ -177,26 +179,26 @@ def decode_audit(row: dict[str, Any]) -> AuditLogRecord:
 
 
 def log_row(workflow_id: str, log: dict[str, Any], now: str) -> dict[str, Any]:
-    """Return an encoded execution-log row."""
+    """Return an encoded execution-log row; a caller-supplied ``logged_at`` is kept."""
     return {
         "workflow_id": workflow_id,
         "step_name": log.get("step_name"),
         "level": str(log["level"]),
         "message": str(log["message"]),
         "metadata": dumps(log.get("metadata")),
-        "logged_at": now,
+        "logged_at": log.get("logged_at") or now,
     }
 
 
 def metric_row(workflow_id: str, metric: dict[str, Any], now: str) -> dict[str, Any]:
-    """Return an encoded metric row."""
+    """Return an encoded metric row; a caller-supplied ``recorded_at`` is kept."""
     return {
         "workflow_id": workflow_id,
         "step_name": metric.get("step_name"),
         "metric_name": str(metric["metric_name"]),
         "metric_value": float(metric["metric_value"]),
         "metadata": dumps(metric.get("metadata")),
-        "recorded_at": now,
+        "recorded_at": metric.get("recorded_at") or now,
     }
 
 

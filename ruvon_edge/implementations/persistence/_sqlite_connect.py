@@ -9,9 +9,9 @@ The read-only open (``ruvon-edge list``/``show``, ``ruvon-sync status``) is a
 plain SQLite reader: ``mode=ro`` and ``query_only``, no migration, no writer,
 no pragma that writes. In WAL mode it reads committed data at once even while
 another process holds the write lock. A missing or zero-byte file is refused,
-never initialised. If SQLite cannot create the ``-shm`` file beside a database
-in a read-only directory or filesystem and there is no ``-wal`` file (so no writer is
-active), the file is opened ``immutable`` instead.
+never initialised. If SQLite cannot create the ``-shm`` file (a read-only
+directory or filesystem, a full disk) and no ``-wal`` file holds data (so all
+committed data is in the database file), the file is opened ``immutable``.
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from ruvon_edge.providers.persistence import PersistenceError
 
 from . import _schema
 
-# SQLite cannot create the -shm file: a read-only directory (EACCES) or filesystem (EROFS).
-_NO_SHM = frozenset({14, 1544})  # SQLITE_CANTOPEN, SQLITE_READONLY_DIRECTORY
+# SQLite cannot create the -shm file: a read-only directory (EACCES) or filesystem (EROFS),
+# or a full disk.
+_NO_SHM = frozenset(
+    {14, 1544, 4874}
+)  # SQLITE_CANTOPEN, SQLITE_READONLY_DIRECTORY, SQLITE_IOERR_SHMSIZE
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def open_read_only(path: str, busy_timeout_seconds: float) -> sqlite3.Connection
     try:
         conn, found = _read_only_at(target, path, busy_timeout_seconds)
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode not in _NO_SHM or os.path.exists(path + "-wal"):
+        if exc.sqlite_errorcode not in _NO_SHM or _wal_holds_data(path):
             raise
         conn, found = _read_only_at(target + "&immutable=1", path, busy_timeout_seconds)
     try:
@@ -113,6 +116,14 @@ def open_read_only(path: str, busy_timeout_seconds: float) -> sqlite3.Connection
         conn.close()
         raise
     return conn
+
+
+def _wal_holds_data(path: str) -> bool:
+    """True when a -wal file with content exists: committed data may be there, not in the file."""
+    try:
+        return os.path.getsize(path + "-wal") > 0
+    except FileNotFoundError:
+        return False
 
 
 def _read_only_at(

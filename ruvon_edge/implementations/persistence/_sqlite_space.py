@@ -54,6 +54,7 @@ class DiskGuard:
         self.reserve = reserve
         self.db_path = db_path
         self.refusals = 0
+        self.refusing = False
 
     async def write(self, writer: ConnectionThread, fn, *args):
         """Run ``fn`` in a write transaction, unless the disk reserve is gone (``DiskFullError``).
@@ -111,9 +112,16 @@ class DiskGuard:
             return
         await self.give_back_space(writer)
         if self.reserve.restore():
+            if self.refusing:
+                self.refusing = False
+                logger.warning(
+                    "disk space is back: writes accepted again (%d refused)", self.refusals
+                )
             return
         self.refusals += 1
-        logger.warning("disk full: refused a write (refusals so far: %d)", self.refusals)
+        if not self.refusing:  # one line when refusing starts, not one per poll of a worker
+            self.refusing = True
+            logger.warning("disk full: refusing writes until sync frees space (%s)", self.db_path)
         raise DiskFullError(
             f"disk full: no room for the {self.reserve.size}-byte reserve beside {self.db_path} "
             "that sync needs; new work is refused until sync frees space"

@@ -55,6 +55,7 @@ from ._sqlite_space import DiskGuard
 from ._sqlite_thread import ConnectionThread
 
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 5, 6, 11, 13, 26
+_SQLITE_IOERR_SHMSIZE = 4874  # the -shm file could not be grown: the disk is full
 _SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
 
 
@@ -146,16 +147,12 @@ class SQLitePersistenceProvider(PersistenceProvider):
                 )
                 await self._reader.start()
                 return
-            self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
-                                            max_group=self._max_group)  # fmt: skip
             try:
-                await self._writer.start()
+                await self._start_writer()
             except DiskFullError:  # even opening needs a few bytes (-wal, -shm): spend the reserve
+                await self._require(self._writer).stop()
                 self._disk.reserve.release()
-                await self._writer.stop()
-                self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
-                                                max_group=self._max_group)  # fmt: skip
-                await self._writer.start()
+                await self._start_writer()
             self._disk.reserve.restore()
             if self.db_path == ":memory:":  # one connection is the whole database
                 self._reader = self._writer
@@ -167,6 +164,11 @@ class SQLitePersistenceProvider(PersistenceProvider):
         except BaseException:
             await self.close()
             raise
+
+    async def _start_writer(self) -> None:
+        self._writer = ConnectionThread("ruvon-sqlite-writer", self._connect_writer, self._translate,
+                                        max_group=self._max_group)  # fmt: skip
+        await self._writer.start()
 
     async def close(self) -> None:
         """Finish queued work, close the connections; safe to call twice."""
@@ -196,7 +198,9 @@ class SQLitePersistenceProvider(PersistenceProvider):
         if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
             msg = (f"{self.db_path}: database is locked (another connection held the write lock "
                    f"longer than busy_timeout_seconds={self.busy_timeout_seconds:g})")  # fmt: skip
-        elif code == _SQLITE_FULL:
+        elif (
+            code == _SQLITE_FULL or getattr(exc, "sqlite_errorcode", None) == _SQLITE_IOERR_SHMSIZE
+        ):
             full = DiskFullError(
                 f"disk full: cannot write {self.db_path} (new workflows are refused until sync frees space)"
             )

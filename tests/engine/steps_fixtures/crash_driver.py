@@ -24,6 +24,7 @@ steps:
     iterate_over: state.items
     task_function: steps_fixtures.steps.double
     batch_size: 2
+    merge_strategy: APPEND
   - name: After
     function: steps_fixtures.steps.parent_done
 """,

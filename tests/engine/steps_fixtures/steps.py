@@ -32,7 +32,7 @@ def _hang_if_asked(index: int) -> None:
 def double(state, context, item, index):
     _mark(state, f"item-{index}")
     _hang_if_asked(index)
-    return {"value": item * 2, "index": index}
+    return {"values": [item * 2], "indexes": [index]}
 
 
 def fail_on_three(state, context, item, index):
@@ -40,12 +40,12 @@ def fail_on_three(state, context, item, index):
     _mark(state, f"item-{index}")
     if item == 3 and not Path(getattr(state, "fix_file", "") or "/nonexistent").exists():
         raise ValueError(f"item {item} is cursed")
-    return {"value": item}
+    return {"values": [item]}
 
 
 def sleepy(state, context, item, index):
     time.sleep(item)
-    return {"slept": item}
+    return {"slept": [item]}
 
 
 def task_a(state, context, x=1):
@@ -65,7 +65,7 @@ def task_not_a_dict(state, context, **_):
 
 
 def sum_values(results):
-    return {"total": sum(r["result"]["value"] for r in results if r["status"] == "COMPLETED")}
+    return {"total": sum(sum(r["result"]["values"]) for r in results if r["status"] == "COMPLETED")}
 
 
 # -- LOOP --------------------------------------------------------------------------------
