@@ -12,58 +12,30 @@ ack or a workflow retried in flight can cost a resend, never a record.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any, cast
 
 import structlog
-from pydantic_core import to_json
 
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
-    PersistenceError,
     PersistenceProvider,
+    UnreadableRecord,
     WorkflowRecord,
 )
-from sync_agent.protocol import BatchResponse
+from sync_agent import health, ledger
+from sync_agent.batching import ENVELOPE_BYTES, HEALTH_BYTES, Batch, Handoff, Rec, encode, utcnow
+from sync_agent.protocol import AgentHealth, BatchResponse
+from sync_agent.report import CycleReport
 from sync_agent.settings import SyncSettings
-from sync_agent.transport import AuthRefused, Stopped, TooLarge, Transport, TransportError
+from sync_agent.transport import Stopped, TooLarge, Transport, TransportError
 
 log = structlog.get_logger("ruvon_sync")
-_ENVELOPE_BYTES = 256  # batch_id, device_id, sent_at and the JSON around the two arrays
 _IN_FLIGHT = 2  # sends awaiting an answer at once; more only queues at the receiver
-
-
-def utcnow() -> str:
-    """Return the current time as RFC 3339 UTC."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class CycleReport:
-    """What one ``drain`` did; ``errors`` empty means nothing failed."""
-
-    batches: int = 0
-    workflows_acked: int = 0
-    audit_acked: int = 0
-    deleted: int = 0
-    quarantined: int = 0
-    rejected_retryable: int = 0
-    errors: list[str] = field(default_factory=list)
-    auth_refused: bool = False
-    stopped: bool = False
-    body_bytes: int = 0
-    wire_bytes: int = 0
-    duration_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 @dataclass
@@ -76,59 +48,6 @@ class _Unit:
     spoiled: bool = False
 
 
-_Rec = tuple[str, str, str, bytes | memoryview]  # (kind, record id, workflow id, JSON)
-
-
-@dataclass
-class _Batch:
-    records: list[_Rec] = field(default_factory=list)
-    size: int = _ENVELOPE_BYTES
-
-    def body(self, batch_id: str, device_id: str) -> bytes:
-        """The request body; each record's JSON then becomes a view into it (one copy in memory)."""
-        head = json.dumps({"batch_id": batch_id, "device_id": device_id, "sent_at": utcnow()})[:-1]
-        chunks: list[bytes | memoryview] = [head.encode(), b', "workflows": [']
-        starts: dict[int, int] = {}
-        pos = len(chunks[0]) + len(chunks[1])
-        for kind, close in (("workflow", b'], "audit_logs": ['), ("audit", b"]}")):
-            sep = b""
-            for n, (k, _, _, raw) in enumerate(self.records):
-                if k == kind:
-                    chunks += (sep, raw)
-                    starts[n] = pos + len(sep)
-                    pos += len(sep) + len(raw)
-                    sep = b","
-            chunks.append(close)
-            pos += len(close)
-        body = b"".join(chunks)
-        view = memoryview(body)
-        self.records = [
-            (k, i, w, view[starts[n] : starts[n] + len(raw)])
-            for n, (k, i, w, raw) in enumerate(self.records)
-        ]
-        return body
-
-
-class _Handoff:
-    """Batches from the reader to the sender: at most one waiting; the end marker never blocks."""
-
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue()
-        self._room = asyncio.Semaphore(1)
-
-    async def put(self, batch: _Batch) -> None:
-        await self._room.acquire()
-        self._queue.put_nowait(batch)
-
-    def end(self) -> None:
-        self._queue.put_nowait(None)
-
-    async def get(self) -> _Batch | None:
-        batch = await self._queue.get()
-        self._room.release()
-        return batch
-
-
 class SyncAgent:
     """Drains the device's pending workflows and audit rows into the receiver."""
 
@@ -139,6 +58,9 @@ class SyncAgent:
         self.settings = settings
         self.transport = transport
         self.stop = transport.stop
+        self.ledger = ledger.Ledger(provider)
+        self.health: dict | None = None  # the "agent" object each batch carries
+        self.heartbeats = True  # until a receiver answers 404 (it predates them)
         self._units: dict[str, _Unit] = {}
         self._applying: asyncio.Task | None = None
 
@@ -146,46 +68,60 @@ class SyncAgent:
         """Send everything pending, in passes, until a pass makes no progress; record the outcome."""
         report = CycleReport()
         started = time.monotonic()
-        body_before, wire_before = self.transport.raw_bytes, self.transport.sent_bytes
-        await self._note("last_attempt_at", utcnow())
+        transport = self.transport
+        body_before, wire_before, retries_before = (
+            transport.raw_bytes, transport.sent_bytes, transport.retries)  # fmt: skip
+        await self.ledger.note(ledger.LAST_ATTEMPT, utcnow())
         try:
+            await self._release_size_quarantine(report)
             while not self.stop.is_set():
                 before = (report.deleted, report.audit_acked)
+                self.health = health.as_field(await self._health())
                 await self._pass(report)
                 if report.errors or (report.deleted, report.audit_acked) == before:
                     break
         except Stopped:
             report.stopped = True
-        except AuthRefused as exc:
-            report.auth_refused = True
-            report.errors.append(str(exc))
         except TransportError as exc:
-            report.errors.append(str(exc))
+            report.fail(exc)
         report.stopped = report.stopped or self.stop.is_set()
         report.duration_s = time.monotonic() - started
-        report.body_bytes = self.transport.raw_bytes - body_before
-        report.wire_bytes = self.transport.sent_bytes - wire_before
-        if report.ok:
-            await self._note("last_success_at", utcnow())
-        else:
-            await self._note("last_error", report.errors[-1][:500])
-            await self._note("last_error_at", utcnow())
-        for key, add in (
-            ("synced_workflows_total", report.deleted),
-            ("synced_audit_total", report.audit_acked),
-        ):
-            if add:
-                await self._note(
-                    key, str(int(await self.provider.get_edge_sync_state(key) or 0) + add)
-                )
+        report.body_bytes = transport.raw_bytes - body_before
+        report.wire_bytes = transport.sent_bytes - wire_before
+        await self.ledger.record(report, transport.retries - retries_before, transport.clock_offset)
+        if report.ok and self.heartbeats and not report.stopped:
+            await self._heartbeat()  # nothing (more) to send: say how the device is now
         return report
 
-    async def _note(self, key: str, value: str) -> None:
-        """Write a status figure; a full disk must not stop the drain that frees it."""
+    async def _health(self) -> AgentHealth:
+        return await health.measure(self.provider, self.transport.clock_offset)
+
+    async def _heartbeat(self) -> None:
+        """Tell the receiver how the device is once nothing is left to send (so idle is not dead).
+
+        Best effort: a failure is logged and does not fail the cycle, whose
+        deliveries stand; a 404 (a receiver that predates heartbeats) stops them.
+        """
         try:
-            await self.provider.set_edge_sync_state(key, value)
-        except PersistenceError as exc:
-            log.warning("sync_state_not_written", key=key, error=str(exc))
+            known = await self.transport.heartbeat(health.heartbeat_body(await self._health()))
+        except TransportError as exc:
+            log.warning("heartbeat_failed", error=str(exc), http_status=exc.status)
+            return
+        finally:
+            await self.ledger.note_clock(self.transport.clock_offset)
+        if not known:
+            self.heartbeats = False
+            log.info("heartbeat_unsupported", detail="the receiver answered 404; heartbeats stop")
+        else:
+            log.debug("heartbeat_sent")
+
+    async def _release_size_quarantine(self, report: CycleReport) -> None:
+        """Send again what was held back as too large for a batch limit that has since been raised."""
+        released = await self.provider.requeue_sync_records(below_limit=self.settings.batch_bytes)
+        if released:
+            report.released = len(released)
+            log.info("quarantine_released", count=len(released), batch_bytes=self.settings.batch_bytes,
+                     ids=[q.id for q in released][:20])  # fmt: skip
 
     async def _pass(self, report: CycleReport) -> None:
         """Walk the pending set once by sync sequence (so the newest is reached, never starved).
@@ -197,7 +133,7 @@ class SyncAgent:
         answered is applied even when another send fails, and the first
         failure is raised once every send in flight has settled.
         """
-        ready = _Handoff()
+        ready = Handoff()
         producer = asyncio.create_task(self._produce(ready, report))
         sending: deque[asyncio.Task] = deque()
         self._applying = None
@@ -233,24 +169,31 @@ class SyncAgent:
             await self._applying
         self._applying = asyncio.create_task(self._apply_all(delivered, report))
 
-    async def _produce(self, ready: _Handoff, report: CycleReport) -> None:
+    async def _produce(self, ready: Handoff, report: CycleReport) -> None:
         s = self.settings
-        after, batch = 0, _Batch()
+        after, batch = 0, Batch()
         try:
             while not self.stop.is_set():
                 page = await self.provider.get_pending_sync_workflows(s.page_size, after_seq=after)
                 if not page:
                     break
                 after = max(w.sync_seq or 0 for w in page)
-                ids = [w.id for w in page]
+                workflows = [w for w in page if isinstance(w, WorkflowRecord)]
                 by_wf: dict[str, list[AuditLogRecord]] = {}
                 for a in await self.provider.get_audit_logs_for_workflows(
-                    ids, s.audit_per_workflow
+                    [w.id for w in workflows], s.audit_per_workflow
                 ):
-                    by_wf.setdefault(a.workflow_id, []).append(a)
-                page.reverse()
-                while page:  # records leave memory as they are encoded, not with the page
-                    wf = page.pop()
+                    if isinstance(a, AuditLogRecord):
+                        by_wf.setdefault(a.workflow_id, []).append(a)
+                    else:
+                        await self._set_aside(a.kind, a.id, a.reason, report)
+                for bad in page:
+                    if isinstance(bad, UnreadableRecord):
+                        await self._set_aside(bad.kind, bad.id, bad.reason, report)
+                del page
+                workflows.reverse()
+                while workflows:  # records leave memory as they are encoded, not with the page
+                    wf = workflows.pop()
                     batch = await self._add_unit(wf, by_wf.pop(wf.id, []), batch, ready, report)
             if batch.records:
                 await ready.put(batch)
@@ -261,53 +204,75 @@ class SyncAgent:
         self,
         wf: WorkflowRecord,
         audits: list[AuditLogRecord],
-        batch: _Batch,
-        ready: _Handoff,
+        batch: Batch,
+        ready: Handoff,
         report: CycleReport,
-    ) -> _Batch:
-        """Append a workflow's audit rows, then the workflow itself, handing on full batches."""
+    ) -> Batch:
+        """Append a workflow's audit rows, then the workflow itself, handing on full batches.
+
+        A record that cannot be encoded, or that could not fit even a batch of
+        its own, is set aside; its workflow stays on the device.
+        """
         s = self.settings
-        records: list[_Rec] = [("audit", a.audit_id, wf.id, to_json(a)) for a in audits]
-        records.append(("workflow", wf.id, wf.id, to_json(wf, exclude={"sync_seq"})))
-        self._units[wf.id] = _Unit(wf.id, wf.sync_version, {(k, i) for k, i, _, _ in records})
+        room = s.batch_bytes - ENVELOPE_BYTES - HEALTH_BYTES
+        encoded = [encode("audit", a.audit_id, wf.id, a) for a in audits]
+        encoded.append(encode("workflow", wf.id, wf.id, wf))
+        kinds = [("audit", a.audit_id) for a in audits] + [("workflow", wf.id)]
+        records: list[Rec] = []
+        for (kind, rid), rec in zip(kinds, encoded, strict=True):
+            if isinstance(rec, str):
+                await self._set_aside(kind, rid, rec, report)
+            elif len(rec[3]) > room:
+                reason = (f"record of {len(rec[3])} bytes does not fit a batch of "
+                          f"batch_bytes={s.batch_bytes}")  # fmt: skip
+                await self._set_aside(kind, rid, reason, report, limit_bytes=s.batch_bytes)
+            else:
+                records.append(rec)
+        if len(records) < len(encoded):
+            self._units.pop(wf.id, None)  # held back: sent, acked, never deleted this pass
+        else:
+            self._units[wf.id] = _Unit(wf.id, wf.sync_version, {(k, i) for k, i, _, _ in records})
         for rec in records:
             raw = rec[3]
-            if len(raw) + _ENVELOPE_BYTES > s.batch_bytes:
-                reason = f"record of {len(raw)} bytes exceeds batch_bytes={s.batch_bytes}"
-                await self._quarantine(rec[0], rec[1], reason, report)
-                self._spoil([rec])
-                continue
             if len(batch.records) >= s.batch_records or batch.size + len(raw) + 1 > s.batch_bytes:
                 await ready.put(batch)
-                batch = _Batch()
+                batch = Batch()
             batch.records.append(rec)
             batch.size += len(raw) + 1
         return batch
 
     async def _deliver(
-        self, batch: _Batch, report: CycleReport
-    ) -> list[tuple[_Batch, BatchResponse, dict]]:
-        """Send one batch, halving it on 413; return each part that was answered."""
+        self, batch: Batch, report: CycleReport
+    ) -> list[tuple[Batch, BatchResponse, dict]]:
+        """Send one batch, halving it on 413; return each part that was answered.
+
+        A 413 for a single record that fits ``batch_bytes`` means something in
+        front of the receiver allows less: the record stays pending and the
+        cycle fails (retried with backoff), never quarantined.
+        """
         if self.stop.is_set():  # stopping: send nothing new, keep what is unsent for the next run
             self._spoil(batch.records)
             raise Stopped()
         started = time.perf_counter()
         batch_id = str(uuid.uuid4())
-        body = batch.body(batch_id, self.transport.device_id)
+        body = batch.body(batch_id, self.transport.device_id, self.health)
         try:
             response, wire_bytes = await self.transport.send(body, batch_id)
         except TooLarge as exc:
-            if len(batch.records) == 1:
-                await self._quarantine(batch.records[0][0], batch.records[0][1], str(exc), report)
-                self._spoil(batch.records)
-                return []
-            half = len(batch.records) // 2
-            parts = []
-            for part in (batch.records[:half], batch.records[half:]):
-                parts += await self._deliver(
-                    _Batch(part, _ENVELOPE_BYTES + sum(len(r[3]) + 1 for r in part)), report
-                )
-            return parts
+            if len(batch.records) > 1:
+                half = len(batch.records) // 2
+                parts = []
+                for part in (batch.records[:half], batch.records[half:]):
+                    parts += await self._deliver(Batch.of(part), report)
+                return parts
+            kind, rid, _, raw = batch.records[0]
+            self._spoil(batch.records)
+            report.fail(TransportError(
+                f"{exc}: the body was one {kind} ({rid}) of {len(raw)} bytes, within "
+                f"batch_bytes={self.settings.batch_bytes}; something in front of the receiver "
+                "accepts less; kept and retried (raise that limit, or lower batch_bytes to "
+                "quarantine such records)", 413, reason="too_large"))  # fmt: skip
+            return []
         except BaseException:
             self._spoil(batch.records)
             raise
@@ -319,7 +284,7 @@ class SyncAgent:
         return [(batch, response, meta)]
 
     async def _apply_all(
-        self, delivered: list[tuple[_Batch, BatchResponse, dict]], report: CycleReport
+        self, delivered: list[tuple[Batch, BatchResponse, dict]], report: CycleReport
     ) -> None:
         for batch, response, meta in delivered:
             counts = await self._apply(batch, response, report)
@@ -333,7 +298,7 @@ class SyncAgent:
             )
 
     async def _apply(
-        self, batch: _Batch, response: BatchResponse, report: CycleReport
+        self, batch: Batch, response: BatchResponse, report: CycleReport
     ) -> dict[str, int]:
         """Apply acks and rejects for exactly the records this batch carried; delete finished workflows."""
         sent = {(k, i) for k, i, _, _ in batch.records}
@@ -349,7 +314,7 @@ class SyncAgent:
             if rej.retryable:
                 report.rejected_retryable += 1
             else:
-                holds.append(self._quarantine(rej.kind, rej.id, rej.reason, report))
+                holds.append(self._set_aside(rej.kind, rej.id, rej.reason, report))
         for kind, rid, wf_id, _ in batch.records:
             if (unit := self._units.get(wf_id)) is not None and (kind, rid) in resolved:
                 unit.outstanding.discard((kind, rid))
@@ -388,7 +353,7 @@ class SyncAgent:
             "quarantined": quarantined,
         }
 
-    def _spoil(self, records: list[_Rec]) -> None:
+    def _spoil(self, records: list[Rec]) -> None:
         """Keep the workflows of records that were not acked: they are not deleted this pass."""
         for kind, _, wf_id, _ in records:
             if (unit := self._units.get(wf_id)) is not None:
@@ -396,9 +361,11 @@ class SyncAgent:
                 if kind == "workflow":  # its last record: the unit is settled
                     del self._units[wf_id]
 
-    async def _quarantine(
-        self, kind: str, record_id: str, reason: str, report: CycleReport
+    async def _set_aside(
+        self, kind: str, record_id: str, reason: str, report: CycleReport, **kw: Any
     ) -> None:
-        await self.provider.quarantine_sync_record(kind, record_id, reason[:500])
+        """Quarantine a record (kept on the device, shown by ``status``), and say so."""
+        await self.provider.quarantine_sync_record(kind, record_id, reason[:500], **kw)
         report.quarantined += 1
+        report.problems.append(f"quarantined {kind} {record_id}: {reason}")
         log.warning("record_quarantined", kind=kind, id=record_id, reason=reason[:200])

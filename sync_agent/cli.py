@@ -1,9 +1,12 @@
-"""`ruvon-sync once | run | status`.
+"""`ruvon-sync once | run | status | quarantine list|requeue|purge`.
 
 Exit codes: 0 ok (also after a clean SIGTERM), 1 a runtime failure (receiver
 down, credentials refused, another sync running), 2 bad usage or settings.
-Errors are one line on stderr; logs are structlog JSON on stderr; the summary
-(or ``--json``) goes to stdout. Every settings field is also a flag.
+``once`` and ``run`` write only JSON lines on stderr (their errors too); the
+other verbs print errors as one ``ruvon-sync: error: ...`` line, like
+``ruvon-edge``. Summaries (or ``--json``) go to stdout. ``status`` and
+``quarantine list`` open the database read-only: they work on a read-only
+file and while another process holds the write lock.
 """
 
 from __future__ import annotations
@@ -11,56 +14,88 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import random
 import signal
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import structlog
 
 from ruvon_edge import _sd_notify as _notify
 from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
-from sync_agent import status
+from sync_agent import quarantine, status, version
 from sync_agent._lock import LockBusy, SyncLock
-from sync_agent.agent import CycleReport, SyncAgent
+from sync_agent.agent import SyncAgent
+from sync_agent.report import CycleReport
 from sync_agent.settings import SettingsError, SyncSettings, load_settings
 from sync_agent.transport import Transport
 
 log = structlog.get_logger("ruvon_sync")
+PROG = "ruvon-sync"
+OK, FAILURE, USAGE = 0, 1, 2
+_DAEMON_VERBS = ("once", "run")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (usage stays in ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def _setting(p: argparse.ArgumentParser, name: str) -> None:
+    info = SyncSettings.model_fields[name]
+    p.add_argument("--" + name.replace("_", "-"), dest=name, default=None, help=info.description)
+
+
+def _store_flags(p: argparse.ArgumentParser, as_json: str) -> None:
+    """The flags every verb has: where the database and settings are, and JSON output."""
+    p.add_argument("--config", type=Path, help="TOML file ([sync] table or top-level keys)")
+    p.add_argument("--json", action="store_true", help=as_json)
+    _setting(p, "db")
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="TOML file ([sync] table or top-level keys)")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-    for name, info in SyncSettings.model_fields.items():
-        common.add_argument(
-            "--" + name.replace("_", "-"), dest=name, default=None, help=info.description
-        )
-    parser = argparse.ArgumentParser(
-        prog="ruvon-sync", description="Push finished workflows to the cloud."
-    )
-    sub = parser.add_subparsers(dest="verb", required=True)
-    sub.add_parser("once", parents=[common], help="drain what is pending, then exit")
-    sub.add_parser(
-        "run", parents=[common], help="daemon: a cycle every --interval seconds (sd_notify)"
-    )
-    sub.add_parser(
-        "status", parents=[common], help="backlog, oldest pending, last success/error, quarantine"
-    )
+    parser = _Parser(prog=PROG, description="Push finished workflows to the cloud.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
+    sub = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+    for verb, text in (("once", "drain what is pending, then exit"),
+                       ("run", "daemon: a cycle every --interval seconds (sd_notify)")):  # fmt: skip
+        p = sub.add_parser(verb, help=text, description=text)
+        _store_flags(p, "print the cycle's summary as JSON")
+        p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        for name in SyncSettings.model_fields:
+            if name != "db":
+                _setting(p, name)
+    text = "backlog, oldest pending, last success/error, quarantine (read-only)"
+    p = sub.add_parser("status", help=text, description=text)
+    _store_flags(p, "print the figures as JSON")
+    _setting(p, "metrics_file")
+    text = "records held back from sync: list, send again, or delete"
+    q = sub.add_parser("quarantine", help=text, description=text)
+    qsub = q.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    text = "list quarantined records: kind, id, reason, when (read-only)"
+    _store_flags(qsub.add_parser("list", help=text, description=text), "a JSON array")
+    for action, text in (("requeue", "send quarantined records again"),
+                         ("purge", "delete quarantined records and their data for good")):  # fmt: skip
+        p = qsub.add_parser(action, help=text, description=text)
+        _store_flags(p, "print the records as a JSON array")
+        p.add_argument("id", nargs="?", help="a record id from `quarantine list`")
+        p.add_argument("--all", action="store_true", help="every quarantined record")
+        if action == "purge":
+            p.add_argument("--yes", action="store_true", help="confirm: unsynced data is deleted")
     return parser
 
 
-def _open_provider(settings: SyncSettings) -> PersistenceProvider:
+def _open_provider(settings: SyncSettings, read_only: bool = False) -> PersistenceProvider:
     if not settings.db.exists():
         raise SettingsError(f"database {settings.db} does not exist")
     from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 
-    return SQLitePersistenceProvider(str(settings.db))
+    return SQLitePersistenceProvider(str(settings.db), read_only=read_only)
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -73,9 +108,8 @@ def _summary(report: CycleReport) -> dict:
     return {
         "ok": report.ok, "batches": report.batches, "workflows_acked": report.workflows_acked,
         "audit_logs_acked": report.audit_acked, "deleted": report.deleted, "quarantined": report.quarantined,
-        "rejected_retryable": report.rejected_retryable, "stopped": report.stopped,
-        "auth_refused": report.auth_refused,
-        "body_bytes": report.body_bytes,
+        "released": report.released, "rejected_retryable": report.rejected_retryable,
+        "stopped": report.stopped, "auth_refused": report.auth_refused, "body_bytes": report.body_bytes,
         "wire_bytes": report.wire_bytes, "errors": report.errors, "duration_s": round(report.duration_s, 3),
     }  # fmt: skip
 
@@ -85,7 +119,14 @@ async def _cycle(
 ) -> CycleReport:
     with SyncLock(agent.settings.lock_path):
         report = await agent.drain()
-    log.info("cycle_finished", **{k: v for k, v in _summary(report).items() if k != "errors"})
+    fields = {k: v for k, v in _summary(report).items() if k != "errors"}
+    if not report.ok:
+        log.warning("cycle_failed", error=report.errors[-1], reason=report.reason,
+                    http_status=report.http_status, attempts=report.attempts, **fields)  # fmt: skip
+    elif report.idle:
+        log.debug("cycle_finished", **fields)
+    else:
+        log.info("cycle_finished", **fields)
     if metrics:
         status.write_metrics(metrics, await status.collect(provider))
     return report
@@ -99,17 +140,14 @@ async def _once(settings: SyncSettings, as_json: bool) -> int:
         report = await _cycle(
             SyncAgent(provider, settings, transport), provider, settings.metrics_file
         )
-    summary = _summary(report)
     if as_json:
-        print(json.dumps(summary))
+        print(json.dumps(_summary(report)))
     else:
         print(
             f"synced {report.deleted} workflow(s) and {report.audit_acked} audit row(s) in {report.batches} batch(es); "
             f"quarantined {report.quarantined}" + (" (stopped early)" if report.stopped else "")
         )
-    for error in report.errors:
-        print(f"ruvon-sync: {error}", file=sys.stderr)
-    return 0 if report.ok else 1
+    return OK if report.ok else FAILURE
 
 
 async def _run(settings: SyncSettings) -> int:
@@ -137,7 +175,7 @@ async def _run(settings: SyncSettings) -> int:
                 pass
         _notify.notify("STOPPING=1")
         watchdog.cancel()
-    return 0
+    return OK
 
 
 def _next_delay(settings: SyncSettings, failures: int) -> float:
@@ -156,33 +194,79 @@ async def _watchdog(stop: asyncio.Event) -> None:
 
 
 async def _status(settings: SyncSettings, as_json: bool) -> int:
-    provider = _open_provider(settings)
-    async with provider:
+    async with _open_provider(settings, read_only=True) as provider:
         figures = await status.collect(provider)
     if settings.metrics_file:
         status.write_metrics(settings.metrics_file, figures)
     print(json.dumps(figures) if as_json else status.render_text(figures))
-    return 0
+    return OK
+
+
+async def _quarantine(settings: SyncSettings, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        async with _open_provider(settings, read_only=True) as provider:
+            records = await provider.list_sync_quarantine()
+    else:
+        if bool(args.id) == bool(args.all):
+            raise SettingsError(f"quarantine {args.action}: give one record id or --all")
+        if args.action == "purge" and not args.yes:
+            raise SettingsError("quarantine purge deletes data the cloud never received; add --yes")
+        ids = None if args.all else [args.id]
+        act = quarantine.requeue if args.action == "requeue" else quarantine.purge
+        with SyncLock(settings.lock_path):
+            async with _open_provider(settings) as provider:
+                records = await act(provider, ids)
+    if args.json:
+        print(quarantine.as_json(records))
+    elif args.action == "list":
+        print(quarantine.as_text(records))
+    else:
+        done = "requeued (sent by the next cycle)" if args.action == "requeue" else "purged"
+        print(f"{done}: {len(records)} record(s)")
+    return OK
+
+
+def _warn_secret_flag(args: argparse.Namespace) -> None:
+    if getattr(args, "secret", None) is not None:
+        log.warning("secret_on_command_line", message="--secret is visible to every user in `ps`; "
+                    "use --secret-file, RUVON_SYNC_SECRET_FILE or a systemd credential")  # fmt: skip
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    flags = {k: v for k, v in vars(args).items() if k in SyncSettings.model_fields}
+    settings = load_settings(flags, args.config)
+    if args.verb == "status":
+        return asyncio.run(_status(settings, args.json))
+    if args.verb == "quarantine":
+        return asyncio.run(_quarantine(settings, args))
+    _warn_secret_flag(args)
+    settings.require_remote()
+    return asyncio.run(_once(settings, args.json) if args.verb == "once" else _run(settings))
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """Say what went wrong in one line: a JSON line for the daemons, plain text otherwise."""
+    if args.verb in _DAEMON_VERBS:
+        log.error("sync_error", error=message, exit_code=code)
+    else:
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_json_logs(args.log_level, sys.stderr)
-    flags = {k: v for k, v in vars(args).items() if k in SyncSettings.model_fields}
+    level: Any = getattr(args, "log_level", "warning")
+    configure_json_logs(level, sys.stderr)
+    for chatty in ("httpx", "httpcore"):  # a line per request; batch_synced/batch_retry say more
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
-        settings = load_settings(flags, args.config)
-        if args.verb == "status":
-            return asyncio.run(_status(settings, args.json))
-        settings.require_remote()
-        return asyncio.run(_once(settings, args.json) if args.verb == "once" else _run(settings))
-    except SettingsError as exc:
-        print(f"ruvon-sync: {exc}", file=sys.stderr)
-        return 2
+        return _dispatch(args)
+    except (SettingsError, quarantine.UnknownRecord) as exc:
+        return _fail(args, str(exc), USAGE)
     except (LockBusy, PersistenceError, OSError) as exc:
-        print(f"ruvon-sync: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args, str(exc), FAILURE)
     except KeyboardInterrupt:
-        return 0
+        return OK
 
 
 if __name__ == "__main__":

@@ -14,26 +14,48 @@ import email.utils
 import gzip
 import ssl
 import time
-from urllib.parse import urlsplit
+import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import structlog
 from pydantic import ValidationError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
-from sync_agent import protocol
+from sync_agent import protocol, version
 from sync_agent.settings import SyncSettings
+
+log = structlog.get_logger("ruvon_sync")
 
 
 class TransportError(Exception):
-    """A batch was not delivered; ``retryable`` says whether trying again may help."""
+    """A batch was not delivered; ``retryable`` says whether trying again may help.
+
+    ``reason`` is a short stable label (the ``reason`` of the
+    ``ruvon_sync_cycle_failures_total`` metric); ``attempts`` how many tries it took.
+    """
 
     retryable = True
+    reason = "http_error"
 
     def __init__(
-        self, message: str, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        reason: str | None = None,
     ) -> None:
         self.status = status
         self.retry_after = retry_after
+        self.attempts = 1
+        if reason:
+            self.reason = reason
         super().__init__(message)
 
 
@@ -41,18 +63,21 @@ class AuthRefused(TransportError):
     """401/403: the receiver does not accept our key or signature; nothing local changes."""
 
     retryable = False
+    reason = "auth"
 
 
 class TooLarge(TransportError):
-    """413: the batch must be split."""
+    """413: the body is more than the receiver (or a proxy before it) accepts; split and resend."""
 
     retryable = False
+    reason = "too_large"
 
 
 class Refused(TransportError):
     """Another 4xx: the receiver refused the batch as a whole."""
 
     retryable = False
+    reason = "refused"
 
 
 class Stopped(Exception):
@@ -71,8 +96,22 @@ def _retry_after(value: str | None, cap: float) -> float | None:
     return min(max(0.0, when - time.time()), cap)
 
 
+def clock_offset(date_header: str | None, received_at: float) -> float | None:
+    """Seconds the device clock is ahead of the receiver's ``Date`` (negative: behind; 1 s resolution)."""
+    if not date_header:
+        return None
+    try:
+        return round(received_at - email.utils.parsedate_to_datetime(date_header).timestamp(), 1)
+    except (TypeError, ValueError):
+        return None
+
+
 class Transport:
-    """One httpx client per agent run; ``sent_bytes``/``raw_bytes`` count what went on the wire."""
+    """One httpx client per agent run; ``sent_bytes``/``raw_bytes`` count what went on the wire.
+
+    ``retries`` counts failed attempts that were tried again; ``clock_offset``
+    is the last offset measured from a response's ``Date`` header.
+    """
 
     def __init__(self, settings: SyncSettings, stop: asyncio.Event | None = None) -> None:
         settings.require_remote()
@@ -84,13 +123,14 @@ class Transport:
         self._key_id: str = settings.key_id
         self._secret = settings.secret
         self.stop = stop or asyncio.Event()
-        self.path = protocol.batch_path(settings.device_id, str(urlsplit(settings.url).path))
-        self.url = settings.url.rstrip("/") + protocol.BATCH_PATH.format(
-            device_id=settings.device_id
-        )
+        prefix = str(urlsplit(settings.url).path)
+        self.path = protocol.batch_path(settings.device_id, prefix)
+        self.heartbeat_path = protocol.heartbeat_path(settings.device_id, prefix)
         self.raw_bytes = 0
         self.sent_bytes = 0
         self.requests = 0
+        self.retries = 0
+        self.clock_offset: float | None = None
         self._client: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> Transport:
@@ -100,7 +140,7 @@ class Transport:
         self._client = httpx.AsyncClient(
             verify=verify,
             timeout=self.settings.timeout,
-            headers={"User-Agent": "ruvon-sync/1", "Content-Type": "application/json"},
+            headers={"User-Agent": f"ruvon-sync/{version()}", "Content-Type": "application/json"},
             follow_redirects=False,
         )
         return self
@@ -126,25 +166,48 @@ class Transport:
         s = self.settings
         jitter = wait_random_exponential(multiplier=s.backoff_base, max=s.backoff_max)
 
-        def wait(state) -> float:
-            exc = state.outcome.exception()
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, TransportError) and exc.retry_after is not None:
                 return exc.retry_after
             return jitter(state)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.retries += 1
+            log.info("batch_retry", batch_id=batch_id, attempt=state.attempt_number,
+                     error=str(exc), http_status=getattr(exc, "status", None),
+                     retry_in_s=round(state.upcoming_sleep, 3))  # fmt: skip
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, TransportError) and e.retryable),
             stop=stop_after_attempt(s.attempts),
             wait=wait,
             sleep=self._sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                attempts += 1
-                response = await self._post(wire, content_headers, batch_id)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    r = await self._post(self.path, wire, content_headers, batch_id)
+                    response = _batch_answer(r, batch_id, s.url or "")
+        except TransportError as exc:
+            exc.attempts = attempts
+            raise
         self.raw_bytes += len(body)
         return response, attempts * len(wire)
+
+    async def heartbeat(self, body: bytes) -> bool:
+        """Send one signed heartbeat (no retries); False when the receiver does not know the route."""
+        try:
+            await self._post(self.heartbeat_path, body, {}, str(uuid.uuid4()))
+        except TransportError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -154,35 +217,41 @@ class Transport:
         raise Stopped()
 
     async def _post(
-        self, wire: bytes, content_headers: dict[str, str], batch_id: str
-    ) -> protocol.BatchResponse:
+        self, path: str, wire: bytes, content_headers: dict[str, str], request_id: str
+    ) -> httpx.Response:
+        """POST signed bytes under an overall deadline; return a 200, raise for anything else."""
         s = self.settings
         headers = protocol.signed_headers(
-            self._key_id, self._secret.get_secret_value(), self.path, wire, batch_id
+            self._key_id, self._secret.get_secret_value(), path, wire, request_id
         )
         headers.update(content_headers)
         self.requests += 1
         self.sent_bytes += len(wire)
         if self._client is None:
             raise RuntimeError("Transport is used outside `async with`")
+        url = urlunsplit(urlsplit(s.url or "")._replace(path=path))
         try:
-            r = await self._client.post(self.url, content=wire, headers=headers)
-        except httpx.TimeoutException:
-            raise TransportError(f"no answer from {s.url} within {s.timeout}s") from None
+            async with asyncio.timeout(s.timeout):  # httpx's timeout is per read, not overall
+                r = await self._client.post(url, content=wire, headers=headers)
+        except (TimeoutError, httpx.TimeoutException):
+            raise TransportError(
+                f"no complete answer from {s.url} within {s.timeout:g}s", reason="timeout"
+            ) from None
         except httpx.HTTPError as exc:
-            raise TransportError(f"cannot reach {s.url}: {type(exc).__name__}: {exc}") from None
+            raise TransportError(
+                f"cannot reach {s.url}: {type(exc).__name__}: {exc}", reason="unreachable"
+            ) from None
+        if (offset := clock_offset(r.headers.get("date"), time.time())) is not None:
+            self.clock_offset = offset
         if r.status_code == 200:
-            try:
-                parsed = protocol.BatchResponse.model_validate_json(r.content)
-            except ValidationError:
-                raise TransportError(
-                    f"200 from {s.url} is not a v1 batch answer ({r.headers.get('content-type', '?')})"
-                ) from None
-            if parsed.batch_id != batch_id:
-                raise TransportError(f"answer for batch {parsed.batch_id!r}, expected {batch_id!r}")
-            return parsed
+            return r
         reason = _reason(r)
         if r.status_code in (401, 403):
+            if "timestamp" in reason and self.clock_offset is not None:
+                side = "ahead" if self.clock_offset > 0 else "behind"
+                reason += (
+                    f"; device clock is {abs(self.clock_offset):.0f} s {side}; check time sync"
+                )
             raise AuthRefused(
                 f"receiver refused our credentials ({r.status_code}: {reason})", r.status_code
             )
@@ -191,9 +260,26 @@ class Transport:
         if r.status_code in (408, 425, 429) or r.status_code >= 500:
             retry_after = _retry_after(r.headers.get("retry-after"), s.backoff_max)
             raise TransportError(
-                f"receiver answered {r.status_code}: {reason}", r.status_code, retry_after
-            )
-        raise Refused(f"receiver refused the batch ({r.status_code}: {reason})", r.status_code)
+                f"receiver answered {r.status_code}: {reason}", r.status_code, retry_after,
+                reason="throttled" if r.status_code in (429, 503) else "server_error",
+            )  # fmt: skip
+        raise Refused(f"receiver refused the request ({r.status_code}: {reason})", r.status_code)
+
+
+def _batch_answer(r: httpx.Response, batch_id: str, url: str) -> protocol.BatchResponse:
+    """The 200's body as a complete v1 answer for this batch, or a ``TransportError``."""
+    try:
+        parsed = protocol.BatchResponse.model_validate_json(r.content)
+    except ValidationError:
+        raise TransportError(
+            f"200 from {url} is not a v1 batch answer ({r.headers.get('content-type', '?')})",
+            reason="bad_answer",
+        ) from None
+    if parsed.batch_id != batch_id:
+        raise TransportError(
+            f"answer for batch {parsed.batch_id!r}, expected {batch_id!r}", reason="bad_answer"
+        )
+    return parsed
 
 
 def _reason(r: httpx.Response) -> str:

@@ -150,6 +150,35 @@ class AuditLogRecord(BaseModel):
     recorded_at: str
 
 
+class QuarantinedRecord(BaseModel):
+    """A record held back from sync, why, and since when.
+
+    ``limit_bytes`` is the batch byte limit a too-large record exceeded (None
+    for any other reason), so that raising the limit releases it.
+    """
+
+    kind: str
+    id: str
+    workflow_id: str | None = None
+    reason: str
+    quarantined_at: str
+    limit_bytes: int | None = None
+
+
+class UnreadableRecord(BaseModel):
+    """A stored row that cannot be decoded (bit rot, text that is not UTF-8 or JSON).
+
+    Sync pages hand it out in place of the record, so that one bad row is
+    quarantined with ``reason`` while the rest of its page goes on.
+    """
+
+    kind: str
+    id: str
+    workflow_id: str
+    reason: str
+    sync_seq: int | None = None
+
+
 @dataclass
 class Transition:
     """Everything one step transition writes, committed atomically by ``commit``.
@@ -309,14 +338,22 @@ class PersistenceProvider(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot requeue by worker")
 
     # -- edge-only: sync (reference names, plus keyword-only companions) ----------
-    async def get_pending_sync_workflows(self, limit: int, *, after_seq: int = 0) -> list[WorkflowRecord]:
-        """Terminal, unsynced, unquarantined workflows with ``sync_seq > after_seq``, oldest first."""
+    async def get_pending_sync_workflows(
+        self, limit: int, *, after_seq: int = 0
+    ) -> list[WorkflowRecord | UnreadableRecord]:
+        """Terminal, unsynced, unquarantined workflows with ``sync_seq > after_seq``, oldest first.
+
+        A row that cannot be decoded comes back as an ``UnreadableRecord``.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
 
     async def get_audit_logs_for_workflows(
         self, ids: list[str], limit_per_workflow: int = 50
-    ) -> list[AuditLogRecord]:
-        """Not-yet-acked, unquarantined audit rows of these workflows, oldest first, in one query."""
+    ) -> list[AuditLogRecord | UnreadableRecord]:
+        """Not-yet-acked, unquarantined audit rows of these workflows, oldest first, in one query.
+
+        A row that cannot be decoded comes back as an ``UnreadableRecord``.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
 
     async def delete_synced_workflows(self, ids: list[str], *, versions: dict[str, int] | None = None) -> int:
@@ -332,8 +369,32 @@ class PersistenceProvider(ABC):
         """Delete audit rows the cloud acked; return how many."""
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
 
-    async def quarantine_sync_record(self, kind: str, record_id: str, reason: str) -> None:
-        """Keep a record the cloud rejected for good out of the pending set (kind: workflow|audit)."""
+    async def quarantine_sync_record(
+        self, kind: str, record_id: str, reason: str, *, limit_bytes: int | None = None
+    ) -> None:
+        """Keep a record out of the pending set (kind: workflow|audit); see ``QuarantinedRecord``."""
+        raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
+
+    async def list_sync_quarantine(self) -> list[QuarantinedRecord]:
+        """Every quarantined record, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
+
+    async def requeue_sync_records(
+        self, ids: list[str] | None = None, *, below_limit: int | None = None
+    ) -> list[QuarantinedRecord]:
+        """Release quarantined records (``ids`` None: all) so they are sent again; return them.
+
+        ``below_limit`` releases only records quarantined for exceeding a byte
+        limit smaller than it (the limit has since been raised).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
+
+    async def purge_sync_records(self, ids: list[str] | None = None) -> list[QuarantinedRecord]:
+        """Delete quarantined records and their data for good (``ids`` None: all); return them.
+
+        A purged workflow goes with its audit rows, logs, metrics and finished
+        tasks; a purged audit row goes alone (its workflow is sent again).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
 
     async def sync_backlog(self) -> dict:

@@ -206,7 +206,7 @@ async def test_a_workflow_with_200_audit_rows_goes_only_after_all_200_are_acked(
         assert len(rx.rows("audit_logs")) == 200
 
 
-@pytest.mark.parametrize("poison", ["too-large-for-agent", "rejected", "413-from-receiver"])
+@pytest.mark.parametrize("poison", ["too-large-for-agent", "rejected"])
 async def test_a_poison_record_is_quarantined_and_the_100_behind_it_are_delivered(tmp_path, poison):
     """One record that can never be accepted is quarantined (kept, counted); the 100 after it arrive in the same run."""
     db = tmp_path / "edge.db"
@@ -219,14 +219,29 @@ async def test_a_poison_record_is_quarantined_and_the_100_behind_it_are_delivere
         good = await make_finished(p, 100, 1)
     if poison == "too-large-for-agent":
         kw["batch_bytes"] = 50_000
-    limits = {"max_body_bytes": 40_000} if poison == "413-from-receiver" else {}
-    with Receiver(tmp_path, **limits) as rx:
+    with Receiver(tmp_path) as rx:
         report = await drain(agent_settings(db, rx.url, rx, **kw))
         assert report.ok and report.quarantined == 1 and report.deleted == 100
         assert {r[0] for r in rx.rows("workflows")} == set(good)
     assert local_ids(db) == {bad}
     async with SQLitePersistenceProvider(db) as p:
         assert (await p.sync_backlog())["quarantined"] == 1
+
+
+async def test_a_413_for_one_record_within_the_limit_keeps_it_pending_and_fails_the_cycle(tmp_path):
+    """A receiver that accepts less than batch_bytes: the 100 small records arrive, the big one stays pending (not quarantined) and the cycle fails with 413."""
+    db = tmp_path / "edge.db"
+    async with SQLitePersistenceProvider(db) as p:
+        (big,) = await make_finished(p, 1, 1, state={"blob": secrets.token_urlsafe(60_000)})
+        good = await make_finished(p, 100, 1)
+    with Receiver(tmp_path, max_body_bytes=40_000) as rx:
+        report = await drain(agent_settings(db, rx.url, rx))
+        assert not report.ok and report.http_status == 413 and report.reason == "too_large"
+        assert report.quarantined == 0 and report.deleted == 100
+        assert {r[0] for r in rx.rows("workflows")} == set(good)
+    assert local_ids(db) == {big}
+    async with SQLitePersistenceProvider(db) as p:
+        assert (await p.sync_backlog())["pending"] == 1
 
 
 @pytest.mark.parametrize(

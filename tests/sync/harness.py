@@ -32,7 +32,8 @@ from ruvon_cloud.auth import KeyRing
 from ruvon_cloud.sqlite_store import SQLiteStore
 from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon_edge.providers.persistence import Transition
-from sync_agent.agent import CycleReport, SyncAgent
+from sync_agent.agent import SyncAgent
+from sync_agent.report import CycleReport
 from sync_agent.settings import SyncSettings
 from sync_agent.transport import Transport
 
@@ -157,7 +158,8 @@ class FaultProxy:
 
     Actions: ``"forward"``; ``"forward-drop"`` (receiver commits, the answer is
     lost); ``("forward-then", fn)`` (forward, call ``fn()``, then answer);
-    ``("respond", status, body_bytes, headers)``; ``("sleep-forward", s)``.
+    ``("respond", status, body_bytes, headers)``; ``("sleep-forward", s)``;
+    ``("trickle", s)`` (a 200 whose body arrives one byte every ``s`` seconds, forever).
     """
 
     upstream: str
@@ -182,6 +184,8 @@ class FaultProxy:
                 if isinstance(action, tuple) and action[0] == "respond":
                     _, status, payload, headers = action
                     return self._answer(status, payload, headers)
+                if isinstance(action, tuple) and action[0] == "trickle":
+                    return self._trickle(action[1])
                 if isinstance(action, tuple) and action[0] == "sleep-forward":
                     time.sleep(action[1])
                 status, payload, headers = proxy.forward(req)
@@ -195,9 +199,24 @@ class FaultProxy:
                     payload = json.dumps(proxy.response_filter(json.loads(payload))).encode()
                 return self._answer(status, payload, headers)
 
+            def _trickle(self, every: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(1 << 30))
+                self.end_headers()
+                try:
+                    while True:  # until the client gives up and closes the connection
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(every)
+                except OSError:
+                    self.close_connection = True
+
             def _answer(self, status: int, payload: bytes, headers: dict) -> None:
                 try:
-                    self.send_response(status)
+                    self.send_response_only(status)
+                    if "Date" not in headers:  # a script may answer with its own clock
+                        self.send_header("Date", self.date_time_string())
                     for k, v in headers.items():
                         self.send_header(k, v)
                     self.send_header("Content-Length", str(len(payload)))
@@ -258,12 +277,13 @@ async def drain(
 
 
 def sync_cli(
-    *args: str, env: dict | None = None, timeout: float = 60
+    *args: str, env: dict | None = None, timeout: float = 60, umask: int | None = None
 ) -> subprocess.CompletedProcess:
     """Run ``ruvon-sync`` (the real entry point) in a subprocess and wait."""
     return subprocess.run(
         [sys.executable, "-m", "sync_agent.cli", *args],
         capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        preexec_fn=None if umask is None else (lambda: os.umask(umask)),
     )  # fmt: skip
 
 

@@ -149,7 +149,15 @@ _V3_RETENTION = (
     "CREATE INDEX idempotency_tombstones_expiry ON idempotency_tombstones(expires_at)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_CORE, _V2_EDGE_SYNC, _V3_RETENTION)
+# The batch byte limit a too-large record exceeded: raising the limit releases it.
+_V4_QUARANTINE_LIMIT = ("ALTER TABLE sync_quarantine ADD COLUMN limit_bytes INTEGER",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    _V1_CORE,
+    _V2_EDGE_SYNC,
+    _V3_RETENTION,
+    _V4_QUARANTINE_LIMIT,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -21,6 +21,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
     IdempotencyKeySyncedError,
+    QuarantinedRecord,
+    UnreadableRecord,
     WorkflowRecord,
 )
 
@@ -96,9 +98,16 @@ _REMEMBER_KEY = (
 _IN_IDS = "workflow_id IN (SELECT value FROM json_each(?))"
 
 
+def _refuse_constant(token: str) -> None:
+    raise ValueError(f"non-standard JSON token {token}")
+
+
 def _obj(text: str | None) -> dict:
-    """A JSON object column as a dict (NULL or an empty value is ``{}``, as ``_rows`` decodes it)."""
-    return (json.loads(text) if text is not None else None) or {}
+    """A JSON object column as a dict (NULL or an empty value is ``{}``, as ``_rows`` decodes it).
+
+    ``NaN``/``Infinity`` are refused rather than sent as ``null``: nothing changes silently.
+    """
+    return (json.loads(text, parse_constant=_refuse_constant) if text is not None else None) or {}
 
 
 def _tuples(conn: sqlite3.Connection, sql: str, args: tuple | dict) -> list[tuple]:
@@ -114,13 +123,14 @@ def _adapter(model: type[BaseModel]) -> TypeAdapter:
 
 
 def _records(conn: sqlite3.Connection, model: type[M], cols: dict[str, str], tail: str,
-             args: tuple) -> list[M]:  # fmt: skip
+             args: tuple) -> list[M | UnreadableRecord]:  # fmt: skip
     """Build a page of records with no Python work per row, else row by row.
 
     SQLite writes each row as a JSON object and pydantic validates the page in
     one call (a page is thousands of records; a Python loop over them was most
     of the agent's read time). A stored value SQLite's JSON cannot carry (NaN,
-    a JSON column that is not an object) takes the row-by-row path instead.
+    a JSON column that is not an object, bit rot) takes the row-by-row path,
+    where a row that cannot be decoded becomes an ``UnreadableRecord``.
     """
     obj = ", ".join(
         f"'{k}', " + (f"json(coalesce({c}, '{{}}'))" if k in _JSON_COLS else c)
@@ -133,16 +143,34 @@ def _records(conn: sqlite3.Connection, model: type[M], cols: dict[str, str], tai
         return _adapter(model).validate_json(page)
     except (sqlite3.OperationalError, ValidationError):
         pass
-    rows = _tuples(conn, f"SELECT {', '.join(cols.values())} {tail}", args)
-    return [
-        model(**{k: _obj(v) if k in _JSON_COLS else v for k, v in zip(cols, r, strict=True)})
-        for r in rows
-    ]
+    conn.text_factory = bytes  # decoded per row below, so one bad row stays one bad row
+    try:
+        rows = _tuples(conn, f"SELECT {', '.join(cols.values())} {tail}", args)
+    finally:
+        conn.text_factory = str
+    return [_one_record(model, dict(zip(cols, r, strict=True))) for r in rows]
+
+
+def _one_record(model: type[M], raw: dict) -> M | UnreadableRecord:
+    """Decode one row's text and JSON columns, or say why it cannot be."""
+    kind = "workflow" if model is WorkflowRecord else "audit"
+    text = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else v for k, v in raw.items()}
+    try:
+        for k, v in raw.items():
+            raw[k] = v.decode() if isinstance(v, bytes) else v
+        return model(**{k: _obj(v) if k in _JSON_COLS else v for k, v in raw.items()})
+    except UnicodeDecodeError as exc:
+        reason = f"stored text is not UTF-8 ({exc.reason} at byte {exc.start})"
+    except ValueError as exc:  # JSONDecodeError, or a column of the wrong shape
+        reason = f"stored value is not valid: {str(exc).splitlines()[0]}"
+    ident = str(text["id" if kind == "workflow" else "audit_id"])
+    return UnreadableRecord(kind=kind, id=ident, workflow_id=str(text.get("workflow_id", ident)),
+                            reason=reason, sync_seq=raw.get("sync_seq"))  # fmt: skip
 
 
 def get_pending_sync_workflows(
     conn: sqlite3.Connection, limit: int, after_seq: int, wal_to_sync: str | None
-) -> list[WorkflowRecord]:
+) -> list[WorkflowRecord | UnreadableRecord]:
     """One keyset page of pending workflows, by ``sync_seq`` through its index, made durable first."""
     tail = f"FROM workflows w WHERE w.sync_seq > ? AND {_PENDING} ORDER BY w.sync_seq LIMIT ?"
     page = _records(conn, WorkflowRecord, _WF_COLS, tail, (int(after_seq), int(limit)))
@@ -152,7 +180,7 @@ def get_pending_sync_workflows(
 
 def get_audit_logs_for_workflows(
     conn: sqlite3.Connection, ids: list[str], per_workflow: int, wal_to_sync: str | None
-) -> list[AuditLogRecord]:
+) -> list[AuditLogRecord | UnreadableRecord]:
     """The oldest ``per_workflow`` unquarantined audit rows of each workflow, oldest first, made durable first."""
     wanted = json.dumps(list(dict.fromkeys(str(i) for i in ids)))
     rows = _records(conn, AuditLogRecord, _AUDIT_COLS, _AUDIT_PAGE, (wanted, int(per_workflow)))
@@ -244,7 +272,7 @@ def check_idempotency_key(conn: sqlite3.Connection, key: str) -> None:
 
 
 def quarantine_sync_record(
-    conn: sqlite3.Connection, kind: str, record_id: str, reason: str
+    conn: sqlite3.Connection, kind: str, record_id: str, reason: str, limit_bytes: int | None
 ) -> None:
     """Hold a rejected record (and, for an audit row, its workflow) out of the pending set."""
     _rows.check_quarantine_kind(kind)
@@ -257,10 +285,72 @@ def quarantine_sync_record(
         ).fetchone()
         wid = found[0] if found else None
     conn.execute(
-        "INSERT OR REPLACE INTO sync_quarantine (kind, record_id, workflow_id, reason, quarantined_at) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (kind, record_id, wid, reason, _rows.now_iso()),
+        "INSERT OR REPLACE INTO sync_quarantine (kind, record_id, workflow_id, reason, quarantined_at, "
+        "limit_bytes) VALUES (?, ?, ?, ?, ?, ?)",
+        (kind, record_id, wid, reason, _rows.now_iso(), limit_bytes),
     )
+
+
+_Q_COLS = "kind, record_id, workflow_id, reason, quarantined_at, limit_bytes"
+
+
+def _quarantined(rows: list[tuple]) -> list[QuarantinedRecord]:
+    records = [QuarantinedRecord(**dict(zip(("kind", "id", "workflow_id", "reason", "quarantined_at",
+                                             "limit_bytes"), r, strict=True))) for r in rows]  # fmt: skip
+    return sorted(records, key=lambda q: (q.quarantined_at, q.kind, q.id))
+
+
+def _matching(ids: list[str] | None) -> tuple[str, tuple]:
+    """A WHERE clause for quarantine rows with these record ids (None: every row)."""
+    if ids is None:
+        return "1", ()
+    return "record_id IN (SELECT value FROM json_each(?))", (json.dumps([str(i) for i in ids]),)
+
+
+def list_sync_quarantine(conn: sqlite3.Connection) -> list[QuarantinedRecord]:
+    """Every quarantined record, oldest first."""
+    return _quarantined(_tuples(conn, f"SELECT {_Q_COLS} FROM sync_quarantine", ()))
+
+
+def requeue_sync_records(
+    conn: sqlite3.Connection, ids: list[str] | None, below_limit: int | None
+) -> list[QuarantinedRecord]:
+    """Drop the quarantine rows (by id, or those whose byte limit is below ``below_limit``)."""
+    where, args = _matching(ids)
+    if below_limit is not None:
+        where, args = f"{where} AND limit_bytes < ?", (*args, int(below_limit))
+    sql = f"DELETE FROM sync_quarantine WHERE {where} RETURNING {_Q_COLS}"
+    return _quarantined(_tuples(conn, sql, args))
+
+
+def purge_sync_records(
+    conn: sqlite3.Connection, ids: list[str] | None, keep: Retention
+) -> list[QuarantinedRecord]:
+    """Delete quarantined audit rows, and quarantined workflows that are still terminal, for good.
+
+    A purged workflow's idempotency key is remembered like a synced one's: the
+    work it stood for may have happened, so a new start with that key runs nothing.
+    """
+    where, args = _matching(ids)
+    purged = _quarantined(
+        _tuples(conn, f"DELETE FROM sync_quarantine WHERE {where} RETURNING {_Q_COLS}", args)
+    )
+    audit = json.dumps([q.id for q in purged if q.kind == "audit"])
+    conn.execute(
+        "DELETE FROM audit_log WHERE audit_id IN (SELECT value FROM json_each(?))", (audit,)
+    )
+    wanted = {
+        "ids": json.dumps([q.id for q in purged if q.kind == "workflow"]),
+        "now": _rows.now_iso(),
+    }
+    gone = _tuples(conn, "DELETE FROM workflows WHERE id IN (SELECT value FROM json_each(:ids)) "
+                   f"AND status IN ({TERMINAL_SQL}) RETURNING id, idempotency_key, workflow_type, "
+                   "status, :now", wanted)  # fmt: skip
+    arg = (json.dumps([r[0] for r in gone]),)
+    conn.execute(f"DELETE FROM audit_log WHERE {_IN_IDS}", arg)
+    conn.execute(f"DELETE FROM sync_quarantine WHERE {_IN_IDS}", arg)
+    _forget(conn, gone, keep)
+    return purged
 
 
 def _backlog(conn: sqlite3.Connection) -> dict:

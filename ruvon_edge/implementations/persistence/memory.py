@@ -19,8 +19,10 @@ from ruvon_edge.providers.persistence import (
     IdempotencyKeySyncedError,
     PersistenceError,
     PersistenceProvider,
+    QuarantinedRecord,
     TaskNotFoundError,
     Transition,
+    UnreadableRecord,
     WorkflowNotFoundError,
     WorkflowRecord,
 )
@@ -287,16 +289,16 @@ class MemoryPersistenceProvider(PersistenceProvider):
 
     async def get_pending_sync_workflows(
         self, limit: int, *, after_seq: int = 0
-    ) -> list[WorkflowRecord]:
+    ) -> list[WorkflowRecord | UnreadableRecord]:
         rows = [r for r in self._pending() if r["sync_seq"] > after_seq][:limit]
         return [WorkflowRecord(**_rows.pending_record_fields(r)) for r in rows]
 
     async def get_audit_logs_for_workflows(
         self, ids: list[str], limit_per_workflow: int = 50
-    ) -> list[AuditLogRecord]:
+    ) -> list[AuditLogRecord | UnreadableRecord]:
         wanted = {str(i) for i in ids}
         taken: dict[str, int] = {}
-        out = []
+        out: list[AuditLogRecord | UnreadableRecord] = []
         for row in self._audit.values():
             wid = row["workflow_id"]
             if wid not in wanted or ("audit", row["audit_id"]) in self._quarantine:
@@ -358,7 +360,9 @@ class MemoryPersistenceProvider(PersistenceProvider):
         self._tasks = {k: t for k, t in self._tasks.items()
                        if not (t["workflow_id"] == wid and t["status"] in _rows.FINISHED_TASK_STATUSES)}  # fmt: skip
 
-    async def quarantine_sync_record(self, kind: str, record_id: str, reason: str) -> None:
+    async def quarantine_sync_record(
+        self, kind: str, record_id: str, reason: str, *, limit_bytes: int | None = None
+    ) -> None:
         _rows.check_quarantine_kind(kind)
         record_id = str(record_id)
         wid: str | None
@@ -371,7 +375,49 @@ class MemoryPersistenceProvider(PersistenceProvider):
             "workflow_id": wid,
             "reason": reason,
             "quarantined_at": _rows.now_iso(),
+            "limit_bytes": limit_bytes,
         }
+
+    def _quarantined(self, keys: list[tuple[str, str]]) -> list[QuarantinedRecord]:
+        return sorted(
+            (QuarantinedRecord(kind=k, id=i, **self._quarantine[(k, i)]) for k, i in keys),
+            key=lambda q: (q.quarantined_at, q.kind, q.id),
+        )
+
+    def _take(
+        self, ids: list[str] | None, below_limit: int | None = None
+    ) -> list[QuarantinedRecord]:
+        """Remove and return the quarantine entries with these record ids (None: all)."""
+        wanted = None if ids is None else {str(i) for i in ids}
+        keys = [(k, i) for (k, i), q in self._quarantine.items()
+                if (wanted is None or i in wanted) and (below_limit is None or (
+                    q["limit_bytes"] is not None and q["limit_bytes"] < below_limit))]  # fmt: skip
+        taken = self._quarantined(keys)
+        for key in keys:
+            del self._quarantine[key]
+        return taken
+
+    async def list_sync_quarantine(self) -> list[QuarantinedRecord]:
+        return self._quarantined(list(self._quarantine))
+
+    async def requeue_sync_records(
+        self, ids: list[str] | None = None, *, below_limit: int | None = None
+    ) -> list[QuarantinedRecord]:
+        return self._take(ids, below_limit)
+
+    async def purge_sync_records(self, ids: list[str] | None = None) -> list[QuarantinedRecord]:
+        purged = self._take(ids)
+        await self.ack_synced_audit_logs([q.id for q in purged if q.kind == "audit"])
+        for q in purged:
+            row = self._workflows.get(q.id)
+            if q.kind == "workflow" and row is not None and row["status"] in TERMINAL:
+                trail = [a["audit_id"] for a in self._audit.values() if a["workflow_id"] == q.id]
+                await self.ack_synced_audit_logs(trail)
+                self._quarantine = {
+                    k: v for k, v in self._quarantine.items() if v["workflow_id"] != q.id
+                }
+                self._apply_delete(q.id, row, _rows.now_iso())
+        return purged
 
     async def sync_backlog(self) -> dict:
         pending = self._pending()

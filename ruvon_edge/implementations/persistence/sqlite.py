@@ -38,7 +38,9 @@ from ruvon_edge.providers.persistence import (
     DiskFullError,
     PersistenceError,
     PersistenceProvider,
+    QuarantinedRecord,
     Transition,
+    UnreadableRecord,
     WorkflowRecord,
 )
 
@@ -333,14 +335,14 @@ class SQLitePersistenceProvider(PersistenceProvider):
     # -- edge sync -----------------------------------------------------------------
     async def get_pending_sync_workflows(
         self, limit: int, *, after_seq: int = 0
-    ) -> list[WorkflowRecord]:
+    ) -> list[WorkflowRecord | UnreadableRecord]:
         return await self._read(
             sync_sql.get_pending_sync_workflows, limit, after_seq, self._wal_to_sync
         )
 
     async def get_audit_logs_for_workflows(
         self, ids: list[str], limit_per_workflow: int = 50
-    ) -> list[AuditLogRecord]:
+    ) -> list[AuditLogRecord | UnreadableRecord]:
         return await self._read(
             sync_sql.get_audit_logs_for_workflows, list(ids), limit_per_workflow, self._wal_to_sync
         )
@@ -355,8 +357,23 @@ class SQLitePersistenceProvider(PersistenceProvider):
     async def ack_synced_audit_logs(self, audit_ids: list[str]) -> int:
         return await self._freeing_delete(sync_sql.ack_synced_audit_logs, list(audit_ids))
 
-    async def quarantine_sync_record(self, kind: str, record_id: str, reason: str) -> None:
-        await self._freeing_write(sync_sql.quarantine_sync_record, kind, str(record_id), reason)
+    async def quarantine_sync_record(
+        self, kind: str, record_id: str, reason: str, *, limit_bytes: int | None = None
+    ) -> None:
+        await self._freeing_write(
+            sync_sql.quarantine_sync_record, kind, str(record_id), reason, limit_bytes
+        )
+
+    async def list_sync_quarantine(self) -> list[QuarantinedRecord]:
+        return await self._read(sync_sql.list_sync_quarantine)
+
+    async def requeue_sync_records(
+        self, ids: list[str] | None = None, *, below_limit: int | None = None
+    ) -> list[QuarantinedRecord]:
+        return await self._freeing_write(sync_sql.requeue_sync_records, ids, below_limit)
+
+    async def purge_sync_records(self, ids: list[str] | None = None) -> list[QuarantinedRecord]:
+        return await self._freeing_write(sync_sql.purge_sync_records, ids, self.retention)
 
     async def sync_backlog(self) -> dict:
         return await self._read(sync_sql.sync_backlog)
