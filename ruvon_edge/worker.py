@@ -43,10 +43,10 @@ from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.engine import tasks, zombies
 from ruvon_edge.engine.core import Engine
 from ruvon_edge.errors import RuvonError
+from ruvon_edge.process_lock import LockBusy, ProcessLock
 from ruvon_edge.providers.persistence import ConcurrentUpdateError, PersistenceError
 from ruvon_edge.schedule import Scheduler
 from ruvon_edge.status import WorkflowStatus
-from sync_agent._lock import LockBusy, SyncLock
 
 S = WorkflowStatus
 logger = logging.getLogger(__name__)
@@ -348,7 +348,7 @@ def main(settings: Any, registry: Any) -> int:
 
     One ``serve`` per database: two would resume the same workflows and run
     their current steps twice. An exclusive ``flock`` on ``<db>.serve.lock``
-    (the agent's lock, ``sync_agent._lock``) refuses a second one; the kernel
+    (``ruvon_edge.process_lock``, as for the sync agent) refuses a second one; the kernel
     releases it when its holder dies, even by kill -9.
     """
     configure_json_logs()
@@ -357,7 +357,7 @@ def main(settings: Any, registry: Any) -> int:
         return asyncio.run(_main(settings.db, registry, options))
     lock = Path(f"{settings.db}.serve.lock")
     try:
-        with SyncLock(lock):
+        with ProcessLock(lock, "ruvon-edge serve"):
             return asyncio.run(_main(settings.db, registry, options))
     except LockBusy:
         raise AlreadyServing(

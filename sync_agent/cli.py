@@ -25,9 +25,9 @@ import structlog
 
 from ruvon_edge import _sd_notify as _notify
 from ruvon_edge._logs import configure_json_logs
+from ruvon_edge.process_lock import LockBusy, ProcessLock
 from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
 from sync_agent import quarantine, status, version
-from sync_agent._lock import LockBusy, SyncLock
 from sync_agent.agent import SyncAgent
 from sync_agent.report import CycleReport
 from sync_agent.settings import SettingsError, SyncSettings, load_settings
@@ -45,6 +45,11 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
+
+
+def _sync_lock(path: Path) -> ProcessLock:
+    """One agent per database: two would ship and delete the same records."""
+    return ProcessLock(path, "ruvon-sync")
 
 def _setting(p: argparse.ArgumentParser, name: str) -> None:
     info = SyncSettings.model_fields[name]
@@ -117,7 +122,7 @@ def _summary(report: CycleReport) -> dict:
 async def _cycle(
     agent: SyncAgent, provider: PersistenceProvider, metrics: Path | None
 ) -> CycleReport:
-    with SyncLock(agent.settings.lock_path):
+    with _sync_lock(agent.settings.lock_path):
         report = await agent.drain()
     fields = {k: v for k, v in _summary(report).items() if k != "errors"}
     if not report.ok:
@@ -213,7 +218,7 @@ async def _quarantine(settings: SyncSettings, args: argparse.Namespace) -> int:
             raise SettingsError("quarantine purge deletes data the cloud never received; add --yes")
         ids = None if args.all else [args.id]
         act = quarantine.requeue if args.action == "requeue" else quarantine.purge
-        with SyncLock(settings.lock_path):
+        with _sync_lock(settings.lock_path):
             async with _open_provider(settings) as provider:
                 records = await act(provider, ids)
     if args.json:
