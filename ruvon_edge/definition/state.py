@@ -52,15 +52,21 @@ class DictState(MappingAccess, BaseModel):
 _MAPPING_MODELS: dict[type[BaseModel], type[BaseModel]] = {}
 
 
-def with_mapping_access(state: BaseModel) -> BaseModel:
-    """A copy of ``state`` whose class also reads as a mapping (ASYNC tasks get this)."""
-    model = type(state)
-    if isinstance(state, MappingAccess):
-        return state.model_copy(deep=True)
+def mapping_model(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with mapping access mixed in (made once per model; itself if it has it already)."""
+    if issubclass(model, MappingAccess):
+        return model
     mapped = _MAPPING_MODELS.get(model)
     if mapped is None:
         mapped = _MAPPING_MODELS[model] = type(model.__name__, (MappingAccess, model), {})
-    return mapped.model_validate(state.model_dump())
+    return mapped
+
+
+def with_mapping_access(state: BaseModel) -> BaseModel:
+    """A copy of ``state`` whose class also reads as a mapping (ASYNC tasks get this)."""
+    if isinstance(state, MappingAccess):
+        return state.model_copy(deep=True)
+    return mapping_model(type(state)).model_validate(state.model_dump())
 
 
 class StateDict(dict[str, Any]):

@@ -87,6 +87,9 @@ def explode(state: JobState, context):
 
 
 def square(state: JobState, context, item: int, index: int):
+    """A fan-out task that reads its state as a mapping too, as reference task code does."""
+    if state["log"] != state.get("log") or "log" not in state:
+        raise TypeError("the task's state does not read as a mapping")
     _record(state, f"square-{item}")
     if item < 0:
         raise ValueError(f"negative item {item}")

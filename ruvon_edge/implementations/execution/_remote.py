@@ -143,6 +143,9 @@ class TaskRunner:
             for k, v in (payload.get("context") or {}).items()
             if k in StepContext.__dataclass_fields__
         }
+        from ruvon_edge.definition.state import mapping_model
+
+        model = mapping_model(model)  # tasks read their state as object and as mapping (§2a)
         for attempt in range(1, attempts + 1):
             state = model.model_validate(payload.get("state") or {})
             context = StepContext(**{"workflow_type": "", **fields, "attempt": attempt})
