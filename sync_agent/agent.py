@@ -23,7 +23,7 @@ import structlog
 
 from ruvon_edge.providers.persistence import (
     AuditLogRecord,
-    PersistenceProvider,
+    EdgeSyncStore,
     UnreadableRecord,
     WorkflowRecord,
 )
@@ -52,7 +52,7 @@ class SyncAgent:
     """Drains the device's pending workflows and audit rows into the receiver."""
 
     def __init__(
-        self, provider: PersistenceProvider, settings: SyncSettings, transport: Transport
+        self, provider: EdgeSyncStore, settings: SyncSettings, transport: Transport
     ) -> None:
         self.provider = provider
         self.settings = settings

@@ -26,7 +26,7 @@ import structlog
 from ruvon_edge import _sd_notify as _notify
 from ruvon_edge._logs import configure_json_logs
 from ruvon_edge.process_lock import LockBusy, ProcessLock
-from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
+from ruvon_edge.providers.persistence import EdgeSyncStore, PersistenceError
 from sync_agent import quarantine, status, version
 from sync_agent.agent import SyncAgent
 from sync_agent.report import CycleReport
@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open_provider(settings: SyncSettings, read_only: bool = False) -> PersistenceProvider:
+def _open_provider(settings: SyncSettings, read_only: bool = False) -> EdgeSyncStore:
     if not settings.db.exists():
         raise SettingsError(f"database {settings.db} does not exist")
     from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider
@@ -119,9 +119,7 @@ def _summary(report: CycleReport) -> dict:
     }  # fmt: skip
 
 
-async def _cycle(
-    agent: SyncAgent, provider: PersistenceProvider, metrics: Path | None
-) -> CycleReport:
+async def _cycle(agent: SyncAgent, provider: EdgeSyncStore, metrics: Path | None) -> CycleReport:
     with _sync_lock(agent.settings.lock_path):
         report = await agent.drain()
     fields = {k: v for k, v in _summary(report).items() if k != "errors"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from ruvon_edge.providers.persistence import PersistenceProvider
+from ruvon_edge.providers.persistence import EdgeSyncStore
 from sync_agent import status, version
 from sync_agent.batching import HEALTH_BYTES, utcnow
 from sync_agent.protocol import AgentHealth, Heartbeat
@@ -17,7 +17,7 @@ from sync_agent.protocol import AgentHealth, Heartbeat
 LAST_ERROR_CHARS = 200
 
 
-async def measure(provider: PersistenceProvider, clock_offset: float | None) -> AgentHealth:
+async def measure(provider: EdgeSyncStore, clock_offset: float | None) -> AgentHealth:
     """The agent's health now; ``clock_offset`` is the latest measured (else the stored one)."""
     figures = await status.collect(provider)
     return AgentHealth(

@@ -12,7 +12,7 @@ import json
 
 import structlog
 
-from ruvon_edge.providers.persistence import PersistenceError, PersistenceProvider
+from ruvon_edge.providers.persistence import EdgeSyncStore, PersistenceError
 from sync_agent.batching import utcnow
 from sync_agent.report import CycleReport
 
@@ -34,7 +34,7 @@ KEYS = (LAST_ATTEMPT, LAST_SUCCESS, LAST_ERROR, LAST_ERROR_AT, SYNCED_WORKFLOWS,
 class Ledger:
     """Reads and writes the agent's figures in the store."""
 
-    def __init__(self, provider: PersistenceProvider) -> None:
+    def __init__(self, provider: EdgeSyncStore) -> None:
         self.provider = provider
 
     async def read(self) -> dict[str, str | None]:

@@ -12,7 +12,7 @@ import json
 
 import structlog
 
-from ruvon_edge.providers.persistence import PersistenceProvider, QuarantinedRecord
+from ruvon_edge.providers.persistence import EdgeSyncStore, QuarantinedRecord
 
 log = structlog.get_logger("ruvon_sync")
 
@@ -35,7 +35,7 @@ def as_text(records: list[QuarantinedRecord]) -> str:
     return "\n".join(f"{r.quarantined_at}  {r.kind:<8}  {r.id}  {r.reason}" for r in records)
 
 
-async def _check_known(provider: PersistenceProvider, ids: list[str] | None) -> None:
+async def _check_known(provider: EdgeSyncStore, ids: list[str] | None) -> None:
     if ids is None:
         return
     held = {r.id for r in await provider.list_sync_quarantine()}
@@ -45,7 +45,7 @@ async def _check_known(provider: PersistenceProvider, ids: list[str] | None) -> 
         )
 
 
-async def requeue(provider: PersistenceProvider, ids: list[str] | None) -> list[QuarantinedRecord]:
+async def requeue(provider: EdgeSyncStore, ids: list[str] | None) -> list[QuarantinedRecord]:
     """Lift the hold on these records (None: all); the next cycle sends them."""
     await _check_known(provider, ids)
     released = await provider.requeue_sync_records(ids)
@@ -54,7 +54,7 @@ async def requeue(provider: PersistenceProvider, ids: list[str] | None) -> list[
     return released
 
 
-async def purge(provider: PersistenceProvider, ids: list[str] | None) -> list[QuarantinedRecord]:
+async def purge(provider: EdgeSyncStore, ids: list[str] | None) -> list[QuarantinedRecord]:
     """Delete these records (None: all) for good; each is logged at warning."""
     await _check_known(provider, ids)
     purged = await provider.purge_sync_records(ids)

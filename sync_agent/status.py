@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ruvon_edge.providers.persistence import PersistenceProvider
+from ruvon_edge.providers.persistence import EdgeSyncStore
 from sync_agent import ledger
 
 
@@ -34,7 +34,7 @@ def _number(text: str | None) -> float | None:
         return None
 
 
-async def collect(provider: PersistenceProvider) -> dict:
+async def collect(provider: EdgeSyncStore) -> dict:
     """Return the status figures as a JSON-able dict."""
     backlog = await provider.sync_backlog()
     state = await ledger.Ledger(provider).read()

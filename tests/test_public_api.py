@@ -82,6 +82,18 @@ def test_persistence_errors_have_the_contract_hierarchy():
     assert issubclass(p.TaskNotFoundError, p.PersistenceError)
 
 
+def test_persistence_provider_composes_the_roles_with_the_reference_abstract_methods():
+    """PersistenceProvider is a WorkflowStore, TaskQueue and EdgeSyncStore whose abstract methods are the SDK's."""
+    from ruvon_edge.providers import persistence as p
+
+    assert all(issubclass(p.PersistenceProvider, role) for role in (p.WorkflowStore, p.TaskQueue, p.EdgeSyncStore))
+    assert p.PersistenceProvider.__abstractmethods__ == {
+        "initialize", "close", "save_workflow", "load_workflow", "list_workflows", "log_execution",
+        "record_metric", "claim_next_task", "heartbeat_update", "scan_stale_heartbeats",
+    }  # fmt: skip
+    assert p.EdgeSyncStore.__abstractmethods__ == {"initialize", "close"}
+
+
 def test_import_rules_hold():
     """The import-linter contracts in pyproject.toml (the architecture's arrows) are kept."""
     lint = Path(sys.executable).with_name("lint-imports")

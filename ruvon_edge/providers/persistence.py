@@ -1,20 +1,22 @@
-"""Persistence provider interface, its records and its typed errors.
+"""Persistence provider interface: three role interfaces composed into one.
 
-The abstract methods are the reference SDK's, exactly. Three groups of
-concrete methods extend it, each raising ``NotImplementedError`` unless a
-backend supports it:
+``WorkflowStore`` (workflow rows, their audit trail, logs and metrics),
+``TaskQueue`` (ASYNC-step tasks and worker heartbeats) and ``EdgeSyncStore``
+(what the sync agent reads, acks and quarantines) each declare one role, so a
+client depends only on the one it uses (the sync agent on ``EdgeSyncStore``).
+``PersistenceProvider`` composes them under the contract's names, adding
+``commit``, the one transaction that spans the workflow store and the queue.
+The records and typed errors live in ``_persistence_records`` and are
+re-exported here, their public home.
 
-* ``commit`` -- the atomic step transition the engine needs: the new
-  workflow row (compare-and-set on its row ``version``), its audit rows,
-  execution logs, metrics and queued tasks in **one** transaction. The
-  reference signatures cannot carry that atomicity, so it is added here; a
-  fallback built from the abstract methods exists for third-party providers
-  (documented as not atomic).
-* task queue helpers (``enqueue_task``, ``get_task``, ``finish_task`` ...)
-  used by ASYNC steps and workers, beside the reference ``claim_next_task``.
-* edge-only sync methods, with keyword-only companions where safety needs
-  more than the reference signatures carry (the row version handed out, acks
-  per audit row, quarantine).
+The abstract methods are the reference SDK's, exactly. The concrete ones
+extend it and raise ``NotImplementedError`` unless a backend supports them:
+``commit`` (the step transition -- workflow row compare-and-set on its
+``version``, audit rows, logs, metrics and queued tasks -- in **one**
+transaction, which the reference signatures cannot carry; its fallback for
+third-party providers is built from the abstract methods and is not atomic),
+the read-backs of logs, metrics and audit, the task queue helpers beside the
+reference ``claim_next_task``, and the edge-only sync methods.
 
 Workflow rows are plain dicts with these keys (stores may add their own):
 ``id, workflow_type, workflow_version, status, state, current_step, definition,
@@ -27,183 +29,50 @@ first makes a workflow terminal gives it the next ``sync_seq``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from ruvon_edge.providers._persistence_records import (
+    AuditLogRecord,
+    ConcurrentUpdateError,
+    CorruptRecordError,
+    DiskFullError,
+    DuplicateIdempotencyKeyError,
+    IdempotencyKeySyncedError,
+    PersistenceError,
+    QuarantinedRecord,
+    TaskNotFoundError,
+    Transition,
+    UnreadableRecord,
+    WorkflowNotFoundError,
+    WorkflowRecord,
+)
+
+__all__ = [
+    "PersistenceProvider",
+    "StoreLifecycle",
+    "WorkflowStore",
+    "TaskQueue",
+    "EdgeSyncStore",
+    "AuditLogRecord",
+    "ConcurrentUpdateError",
+    "CorruptRecordError",
+    "DiskFullError",
+    "DuplicateIdempotencyKeyError",
+    "IdempotencyKeySyncedError",
+    "PersistenceError",
+    "QuarantinedRecord",
+    "TaskNotFoundError",
+    "Transition",
+    "UnreadableRecord",
+    "WorkflowNotFoundError",
+    "WorkflowRecord",
+]
 
 
-class PersistenceError(RuntimeError):
-    """A storage operation failed (I/O, lock timeout, disk full, corrupt file)."""
+class StoreLifecycle(ABC):
+    """Opening and closing a store; every role has it, and one object serves them all."""
 
-
-class DiskFullError(PersistenceError):
-    """The device's disk is full: new work is refused until sync frees space; nothing stored is lost."""
-
-
-class WorkflowNotFoundError(PersistenceError, ValueError):
-    """No workflow has that id."""
-
-    def __init__(self, workflow_id: object) -> None:
-        self.workflow_id = workflow_id
-        super().__init__(f"workflow {workflow_id} not found")
-
-
-class DuplicateIdempotencyKeyError(PersistenceError):
-    """A workflow with that idempotency key exists already; ``existing_id`` names it."""
-
-    def __init__(self, key: str, existing_id: str | None = None) -> None:
-        self.key = key
-        self.existing_id = existing_id
-        super().__init__(f"idempotency key {key!r} is already used by workflow {existing_id}")
-
-
-class IdempotencyKeySyncedError(DuplicateIdempotencyKeyError):
-    """The key belongs to a workflow that ended and has left the device (synced); nothing was started.
-
-    The device remembers the key (a tombstone) for the store's idempotency
-    retention after the workflow is deleted: ``existing_id``, ``workflow_type``,
-    ``status`` (how it ended) and ``synced_at`` say which workflow it was.
-    """
-
-    def __init__(
-        self, key: str, existing_id: str, workflow_type: str, status: str, synced_at: str
-    ) -> None:
-        super().__init__(key, existing_id)
-        self.workflow_type = workflow_type
-        self.status = status
-        self.synced_at = synced_at
-        self.args = (
-            f"idempotency key {key!r} was used by workflow {existing_id} ({workflow_type}), which ended "
-            f"{status} and was synced at {synced_at}; nothing was started",
-        )
-
-    def record(self) -> dict[str, str | bool]:
-        """What the device remembers, as a dict (``--json`` output of a refused ``run``)."""
-        return {"id": str(self.existing_id), "workflow_type": self.workflow_type, "status": self.status,
-                "idempotency_key": self.key, "synced_at": self.synced_at, "on_device": False}  # fmt: skip
-
-
-class CorruptRecordError(PersistenceError):
-    """A stored workflow no longer decodes (e.g. a JSON column damaged on disk); ``reason`` says where."""
-
-    def __init__(self, workflow_id: object, column: str, cause: Exception) -> None:
-        self.workflow_id = workflow_id
-        self.column = column
-        self.reason = f"stored {column} is not valid JSON ({cause})"
-        super().__init__(f"workflow {workflow_id}: {self.reason}")
-
-
-class TaskNotFoundError(PersistenceError):
-    """No task has that id."""
-
-    def __init__(self, task_id: object) -> None:
-        self.task_id = task_id
-        super().__init__(f"task {task_id} not found")
-
-
-class ConcurrentUpdateError(PersistenceError):
-    """The workflow row changed since it was read (row version mismatch); nothing was written."""
-
-    def __init__(self, workflow_id: object, expected: int | None, actual: int | None) -> None:
-        self.workflow_id = workflow_id
-        self.expected = expected
-        self.actual = actual
-        super().__init__(
-            f"workflow {workflow_id} was changed concurrently (expected version {expected}, found {actual})"
-        )
-
-
-class WorkflowRecord(BaseModel):
-    """A workflow as handed to the sync agent (the wire protocol's workflow object)."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-
-    id: str
-    workflow_type: str
-    workflow_version: str | None = None
-    status: str
-    state: dict[str, Any] = Field(default_factory=dict)
-    current_step: str | None = None
-    parent_id: str | None = None
-    idempotency_key: str | None = None
-    created_at: str
-    updated_at: str
-    completed_at: str | None = None
-    sync_version: int = Field(description="row version when read; the delete predicate")
-    sync_seq: int | None = Field(default=None, description="monotonic order of becoming terminal")
-
-
-class AuditLogRecord(BaseModel):
-    """One audit row: a status change or a step executed."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-
-    audit_id: str
-    workflow_id: str
-    event_type: str
-    step_name: str | None = None
-    old_status: str | None = None
-    new_status: str | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
-    recorded_at: str
-
-
-class QuarantinedRecord(BaseModel):
-    """A record held back from sync, why, and since when.
-
-    ``limit_bytes`` is the batch byte limit a too-large record exceeded (None
-    for any other reason), so that raising the limit releases it.
-    """
-
-    kind: str
-    id: str
-    workflow_id: str | None = None
-    reason: str
-    quarantined_at: str
-    limit_bytes: int | None = None
-
-
-class UnreadableRecord(BaseModel):
-    """A stored row that cannot be decoded (bit rot, text that is not UTF-8 or JSON).
-
-    Sync pages hand it out in place of the record, so that one bad row is
-    quarantined with ``reason`` while the rest of its page goes on.
-    """
-
-    kind: str
-    id: str
-    workflow_id: str
-    reason: str
-    sync_seq: int | None = None
-
-
-@dataclass
-class Transition:
-    """Everything one step transition writes, committed atomically by ``commit``.
-
-    ``expected_version`` is the row version the engine read (``None`` creates
-    the row, failing with ``DuplicateIdempotencyKeyError`` on a used key).
-    Audit dicts hold ``event_type, step_name, old_status, new_status, details``;
-    log dicts ``step_name, level, message, metadata``; metric dicts
-    ``step_name, metric_name, metric_value, metadata``; task dicts are what
-    ``enqueue_task`` takes. Committing a workflow also clears its heartbeat:
-    the step that was in flight has finished.
-    """
-
-    workflow: dict[str, Any]
-    expected_version: int | None
-    audit: list[dict[str, Any]] = field(default_factory=list)
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    tasks: list[dict[str, Any]] = field(default_factory=list)
-
-
-class PersistenceProvider(ABC):
-    """Where workflows, their audit trail, metrics, tasks and heartbeats live."""
-
-    # -- lifecycle -----------------------------------------------------------------
     @abstractmethod
     async def initialize(self) -> None:
         """Open connections and create or migrate the schema."""
@@ -212,14 +81,17 @@ class PersistenceProvider(ABC):
     async def close(self) -> None:
         """Release every connection; safe to call twice."""
 
-    async def __aenter__(self) -> PersistenceProvider:
+    async def __aenter__(self) -> Self:
         await self.initialize()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- workflows (reference interface) -------------------------------------------
+
+class WorkflowStore(StoreLifecycle):
+    """Workflow rows, their execution logs, metrics and audit trail."""
+
     @abstractmethod
     async def save_workflow(self, workflow_id: UUID, workflow_data: dict) -> None:
         """Insert or replace a workflow row (no version check; bumps ``version``)."""
@@ -250,51 +122,6 @@ class PersistenceProvider(ABC):
     ) -> None:
         """Append a numeric metric for a workflow step."""
 
-    @abstractmethod
-    async def claim_next_task(self, worker_id: str) -> dict | None:
-        """Atomically take the oldest queued task for ``worker_id``; None when the queue is empty."""
-
-    @abstractmethod
-    async def heartbeat_update(
-        self, workflow_id, worker_id, current_step, metadata: dict | None = None
-    ) -> None:
-        """Record that ``worker_id`` is alive and running ``current_step`` of the workflow."""
-
-    @abstractmethod
-    async def scan_stale_heartbeats(self, stale_threshold_seconds: int) -> list[dict]:
-        """Return in-flight workflows (ACTIVE, PENDING_ASYNC) whose heartbeat is older than the threshold.
-
-        Each dict has ``workflow_id, worker_id, current_step, last_heartbeat,
-        metadata, status, version`` so recovery can compare-and-set.
-        """
-
-    # -- atomic transitions (extension) -----------------------------------------------
-    async def commit(self, transitions: list[Transition]) -> list[int]:
-        """Write all ``transitions`` in one transaction; return each workflow's new version.
-
-        Raises ``ConcurrentUpdateError`` (nothing written) when a row's version
-        is not the expected one. This fallback, for providers that do not
-        override it, is built from the reference methods and is NOT atomic.
-        """
-        versions = []
-        for t in transitions:
-            wid = t.workflow["id"]
-            if t.expected_version is not None:
-                current = (await self.load_workflow(wid)).get("version")
-                if current != t.expected_version:
-                    raise ConcurrentUpdateError(wid, t.expected_version, current)
-            await self.save_workflow(wid, t.workflow)
-            for a in t.audit:
-                await self.log_execution(wid, a.get("step_name"), "AUDIT", a["event_type"], a)
-            for log in t.logs:
-                await self.log_execution(wid, log.get("step_name"), log["level"], log["message"], log.get("metadata"))
-            for m in t.metrics:
-                await self.record_metric(wid, m.get("step_name"), m["metric_name"], m["metric_value"], m.get("metadata"))
-            for task in t.tasks:
-                await self.enqueue_task(task)
-            versions.append((await self.load_workflow(wid))["version"])
-        return versions
-
     async def get_execution_logs(self, workflow_id: UUID | str) -> list[dict]:
         """Return a workflow's execution logs, oldest first."""
         raise NotImplementedError(f"{type(self).__name__} does not read back execution logs")
@@ -307,7 +134,14 @@ class PersistenceProvider(ABC):
         """Return a workflow's whole audit trail, oldest first (``show --audit``)."""
         raise NotImplementedError(f"{type(self).__name__} does not read back audit logs")
 
-    # -- task queue (extension) -----------------------------------------------------
+
+class TaskQueue(StoreLifecycle):
+    """Tasks of ASYNC steps and the heartbeats of the workers running them."""
+
+    @abstractmethod
+    async def claim_next_task(self, worker_id: str) -> dict | None:
+        """Atomically take the oldest queued task for ``worker_id``; None when the queue is empty."""
+
     async def enqueue_task(self, task: dict) -> str:
         """Queue a task (``task_id, workflow_id, step_name, function_path, payload, max_attempts``)."""
         raise NotImplementedError(f"{type(self).__name__} has no task queue")
@@ -337,7 +171,29 @@ class PersistenceProvider(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot requeue by worker")
 
-    # -- edge-only: sync (reference names, plus keyword-only companions) ----------
+    @abstractmethod
+    async def heartbeat_update(
+        self, workflow_id, worker_id, current_step, metadata: dict | None = None
+    ) -> None:
+        """Record that ``worker_id`` is alive and running ``current_step`` of the workflow."""
+
+    @abstractmethod
+    async def scan_stale_heartbeats(self, stale_threshold_seconds: int) -> list[dict]:
+        """Return in-flight workflows (ACTIVE, PENDING_ASYNC) whose heartbeat is older than the threshold.
+
+        Each dict has ``workflow_id, worker_id, current_step, last_heartbeat,
+        metadata, status, version`` so recovery can compare-and-set.
+        """
+
+
+class EdgeSyncStore(StoreLifecycle):
+    """What the sync agent needs: pending pages, acks, deletes, quarantine, its own cursors (edge-only).
+
+    Reference names plus keyword-only companions where safety needs more than
+    the reference signatures carry (the row version handed out, acks per audit
+    row, quarantine).
+    """
+
     async def get_pending_sync_workflows(
         self, limit: int, *, after_seq: int = 0
     ) -> list[WorkflowRecord | UnreadableRecord]:
@@ -408,3 +264,37 @@ class PersistenceProvider(ABC):
     async def set_edge_sync_state(self, key: str, value: str) -> None:
         """Write one of the sync agent's cursors or counters."""
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
+
+
+class PersistenceProvider(WorkflowStore, TaskQueue, EdgeSyncStore):
+    """Where workflows, their audit trail, metrics, tasks and heartbeats live: every role in one store.
+
+    ``commit`` is declared here, not on a role, because its transaction spans
+    the workflow store and the task queue.
+    """
+
+    async def commit(self, transitions: list[Transition]) -> list[int]:
+        """Write all ``transitions`` in one transaction; return each workflow's new version.
+
+        Raises ``ConcurrentUpdateError`` (nothing written) when a row's version
+        is not the expected one. This fallback, for providers that do not
+        override it, is built from the reference methods and is NOT atomic.
+        """
+        versions = []
+        for t in transitions:
+            wid = t.workflow["id"]
+            if t.expected_version is not None:
+                current = (await self.load_workflow(wid)).get("version")
+                if current != t.expected_version:
+                    raise ConcurrentUpdateError(wid, t.expected_version, current)
+            await self.save_workflow(wid, t.workflow)
+            for a in t.audit:
+                await self.log_execution(wid, a.get("step_name"), "AUDIT", a["event_type"], a)
+            for log in t.logs:
+                await self.log_execution(wid, log.get("step_name"), log["level"], log["message"], log.get("metadata"))
+            for m in t.metrics:
+                await self.record_metric(wid, m.get("step_name"), m["metric_name"], m["metric_value"], m.get("metadata"))
+            for task in t.tasks:
+                await self.enqueue_task(task)
+            versions.append((await self.load_workflow(wid))["version"])
+        return versions
