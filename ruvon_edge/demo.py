@@ -287,8 +287,10 @@ def _render(s: dict) -> str:
         f"{o.get('declined by a manager', 0)} declined by a manager, {o.get('FAILED_ROLLED_BACK', 0)} rolled back (blocked card)",
         f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_logs_acked', '?')} audit rows "
         f"in {sync.get('batches', '?')} batch(es), {sync.get('quarantined', 0)} quarantined",
-        f"  deleted locally   {sync.get('deleted', '?')} (left unsynced on the device: {s['left_on_device']}; "
-        f"synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
+        # the agent's "deleted" counts every acked workflow settled on the device: deleted, or a
+        # synced failure kept for its retention period
+        f"  deleted locally   {sync.get('deleted', 0) - s['failed_kept_on_device']} (left unsynced on the device: "
+        f"{s['left_on_device']}; synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
         f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
         f"  files             {s['workdir']}" + ("" if s["files_kept"] else " (removed; --keep keeps them)"),
         "look at what was synced" + (":" if s["files_kept"] else " (after a run with --keep or --workdir DIR):"),

@@ -213,8 +213,10 @@ class EdgeSyncStore(StoreLifecycle):
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
 
     async def delete_synced_workflows(self, ids: list[str], *, versions: dict[str, int] | None = None) -> int:
-        """Delete acked workflows in one transaction; return how many were deleted.
+        """Settle acked workflows in one transaction; return how many left the pending set.
 
+        Settled means deleted or, for a FAILED* workflow, kept out of the backlog for
+        its retention period (a store may keep synced failures for inspection and retry).
         A workflow goes only if it is terminal, has no audit row left un-acked,
         and (when ``versions`` is given) its row version is still the one that
         was handed out. Children and other workflows are never touched.
