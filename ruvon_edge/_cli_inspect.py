@@ -177,7 +177,9 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for row, doc in zip(rows, docs, strict=True):  # listed, and named, rather than failing the list
         if row.get("unreadable"):
             doc["unreadable"] = row["unreadable"]
-            print(f"ruvon-edge: warning: workflow {doc['id']}: {row['unreadable']}", file=sys.stderr)
+            print(
+                f"ruvon-edge: warning: workflow {doc['id']}: {row['unreadable']}", file=sys.stderr
+            )
     cells = [
         (d["id"], d["workflow_type"], d["status"], d["current_step"], d["updated_at"]) for d in docs
     ]

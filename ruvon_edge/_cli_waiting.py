@@ -28,7 +28,10 @@ def input_wanted(engine: Any, row: dict[str, Any], settings: Settings, prog: str
     fields, example = {}, {}
     for name, field in (model.model_fields if model else {}).items():
         kind = field.annotation
-        fields[name] = {"type": getattr(kind, "__name__", str(kind)), "required": field.is_required()}
+        fields[name] = {
+            "type": getattr(kind, "__name__", str(kind)),
+            "required": field.is_required(),
+        }
         if field.is_required():
             example[name] = _PLACEHOLDER.get(kind)
     command = [prog, "resume", row["id"], "--input", json.dumps(example)]

@@ -128,12 +128,24 @@ def print_receipt(state: PaymentState, context) -> dict:
 def _payments(count: int) -> list[dict]:
     rng = random.Random(17)
     payments = [
-        {"payment_id": f"P{i:04d}", "amount": round(rng.uniform(2, 95), 2), "card_token": f"tok_{rng.choice('45')}{i:07d}"}
+        {
+            "payment_id": f"P{i:04d}",
+            "amount": round(rng.uniform(2, 95), 2),
+            "card_token": f"tok_{rng.choice('45')}{i:07d}",
+        }
         for i in range(count)
     ]
     payments += [
-        {"payment_id": "P-BIG-1", "amount": 240.0, "card_token": "tok_40000001"},  # manager approves
-        {"payment_id": "P-BIG-2", "amount": 980.0, "card_token": "tok_50000002"},  # manager declines
+        {
+            "payment_id": "P-BIG-1",
+            "amount": 240.0,
+            "card_token": "tok_40000001",
+        },  # manager approves
+        {
+            "payment_id": "P-BIG-2",
+            "amount": 980.0,
+            "card_token": "tok_50000002",
+        },  # manager declines
         {"payment_id": "P-BLOCK", "amount": 35.5, "card_token": "blk_40000003"},  # saga rolls back
     ]
     return payments
@@ -147,9 +159,13 @@ async def _run_device(db: Path, count: int) -> Counter:
     registry = WorkflowRegistry(allowed_modules=["ruvon_edge.demo"])
     registry.register_yaml(PAYMENT, source="demo")
     outcome: Counter = Counter()
-    async with WorkflowEngine(persistence=SQLitePersistenceProvider(str(db)), registry=registry) as engine:
+    async with WorkflowEngine(
+        persistence=SQLitePersistenceProvider(str(db)), registry=registry
+    ) as engine:
         for data in _payments(count):
-            wf = await engine.start_workflow("OfflinePayment", data, idempotency_key=data["payment_id"])
+            wf = await engine.start_workflow(
+                "OfflinePayment", data, idempotency_key=data["payment_id"]
+            )
             wf = await engine.run(wf.id)
             if wf.status == "WAITING_HUMAN":
                 approve = data["payment_id"] == "P-BIG-1"
@@ -182,7 +198,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 20) -> None
 
 
 def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300
+    )
 
 
 async def _receiver_counts(store_url: str) -> dict:
@@ -222,9 +240,21 @@ def main(
 
 def _run(work: Path, db: Path, payments: int, as_json: bool, files_kept: bool) -> int:
     store_url, key_file = f"sqlite:///{work / 'cloud.db'}", str(work / "cloud.key")
-    added = _cli("ruvon_cloud.cli", "add-device", DEVICE_ID, "--store", store_url, "--master-key-file", key_file, "--json")
+    added = _cli(
+        "ruvon_cloud.cli",
+        "add-device",
+        DEVICE_ID,
+        "--store",
+        store_url,
+        "--master-key-file",
+        key_file,
+        "--json",
+    )
     if added.returncode != 0:
-        print(f"ruvon-edge demo: could not create a device key: {added.stderr.strip()}", file=sys.stderr)
+        print(
+            f"ruvon-edge demo: could not create a device key: {added.stderr.strip()}",
+            file=sys.stderr,
+        )
         return 1
     device = json.loads(added.stdout)
     secret_file = work / "device.secret"
@@ -232,17 +262,44 @@ def _run(work: Path, db: Path, payments: int, as_json: bool, files_kept: bool) -
     secret_file.chmod(0o600)
     url = f"http://127.0.0.1:{_free_port()}"
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "ruvon_cloud.cli", "serve", "--store", store_url, "--master-key-file", key_file,
-         "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "ruvon_cloud.cli",
+            "serve",
+            "--store",
+            store_url,
+            "--master-key-file",
+            key_file,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            url.rsplit(":", 1)[1],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         _wait_healthy(url, receiver)
         started = time.perf_counter()
         outcome = asyncio.run(_run_device(db, payments))
         device_seconds = time.perf_counter() - started
-        synced = _cli("sync_agent.cli", "once", "--db", str(db), "--url", url, "--device-id", DEVICE_ID,
-                      "--key-id", device["key_id"], "--secret-file", str(secret_file), "--json")
+        synced = _cli(
+            "sync_agent.cli",
+            "once",
+            "--db",
+            str(db),
+            "--url",
+            url,
+            "--device-id",
+            DEVICE_ID,
+            "--key-id",
+            device["key_id"],
+            "--secret-file",
+            str(secret_file),
+            "--json",
+        )
         if synced.returncode != 0:
             print(f"ruvon-edge demo: sync failed: {synced.stderr.strip()}", file=sys.stderr)
             return 1
@@ -257,10 +314,18 @@ def _run(work: Path, db: Path, payments: int, as_json: bool, files_kept: bool) -
     left, kept = _left_on_device(db)
     total = sum(v for k, v in outcome.items() if k.isupper())
     summary = {
-        "workdir": str(work), "receiver": url, "device_id": DEVICE_ID, "payments": total,
-        "outcomes": dict(outcome), "device_seconds": round(device_seconds, 3), "sync": sync,
-        "left_on_device": left, "failed_kept_on_device": kept, "receiver_totals": cloud,
-        "files_kept": files_kept, "look": _look_commands(db, store_url),
+        "workdir": str(work),
+        "receiver": url,
+        "device_id": DEVICE_ID,
+        "payments": total,
+        "outcomes": dict(outcome),
+        "device_seconds": round(device_seconds, 3),
+        "sync": sync,
+        "left_on_device": left,
+        "failed_kept_on_device": kept,
+        "receiver_totals": cloud,
+        "files_kept": files_kept,
+        "look": _look_commands(db, store_url),
     }
     print(json.dumps(summary, indent=2) if as_json else _render(summary))
     return 0 if left == 0 and cloud.get("workflows", 0) >= total else 1
@@ -280,22 +345,26 @@ def _left_on_device(db: Path) -> tuple[int, int]:
 def _render(s: dict) -> str:
     o = s["outcomes"]
     sync = s["sync"]
-    return "\n".join([
-        f"Ruvon Edge demo: till {s['device_id']} -> receiver {s['receiver']} (SQLite store)",
-        f"  payments run      {s['payments']} in {s['device_seconds']:.2f} s: {o.get('captured offline', 0)} captured "
-        f"offline under the {FLOOR_LIMIT:.0f} EUR floor limit, {o.get('approved by a manager', 0)} approved and "
-        f"{o.get('declined by a manager', 0)} declined by a manager, {o.get('FAILED_ROLLED_BACK', 0)} rolled back (blocked card)",
-        f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_logs_acked', '?')} audit rows "
-        f"in {sync.get('batches', '?')} batch(es), {sync.get('quarantined', 0)} quarantined",
-        # the agent's "deleted" counts every acked workflow settled on the device: deleted, or a
-        # synced failure kept for its retention period
-        f"  deleted locally   {sync.get('deleted', 0) - s['failed_kept_on_device']} (left unsynced on the device: "
-        f"{s['left_on_device']}; synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
-        f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
-        f"  files             {s['workdir']}" + ("" if s["files_kept"] else " (removed; --keep keeps them)"),
-        "look at what was synced" + (":" if s["files_kept"] else " (after a run with --keep or --workdir DIR):"),
-        *(f"  {command}" for command in s["look"]),
-    ])
+    return "\n".join(
+        [
+            f"Ruvon Edge demo: till {s['device_id']} -> receiver {s['receiver']} (SQLite store)",
+            f"  payments run      {s['payments']} in {s['device_seconds']:.2f} s: {o.get('captured offline', 0)} captured "
+            f"offline under the {FLOOR_LIMIT:.0f} EUR floor limit, {o.get('approved by a manager', 0)} approved and "
+            f"{o.get('declined by a manager', 0)} declined by a manager, {o.get('FAILED_ROLLED_BACK', 0)} rolled back (blocked card)",
+            f"  synced            {sync.get('workflows_acked', '?')} workflows and {sync.get('audit_logs_acked', '?')} audit rows "
+            f"in {sync.get('batches', '?')} batch(es), {sync.get('quarantined', 0)} quarantined",
+            # the agent's "deleted" counts every acked workflow settled on the device: deleted, or a
+            # synced failure kept for its retention period
+            f"  deleted locally   {sync.get('deleted', 0) - s['failed_kept_on_device']} (left unsynced on the device: "
+            f"{s['left_on_device']}; synced failures kept for inspection and retry: {s['failed_kept_on_device']})",
+            f"  receiver totals   {s['receiver_totals'].get('workflows')} workflows, {s['receiver_totals'].get('audit_logs')} audit rows",
+            f"  files             {s['workdir']}"
+            + ("" if s["files_kept"] else " (removed; --keep keeps them)"),
+            "look at what was synced"
+            + (":" if s["files_kept"] else " (after a run with --keep or --workdir DIR):"),
+            *(f"  {command}" for command in s["look"]),
+        ]
+    )
 
 
 def _look_commands(db: Path, store_url: str) -> list[str]:

@@ -190,7 +190,9 @@ def bounded(value: Any, what: str = "value") -> Any:
     try:
         weight(value)
     except LimitExceeded:
-        raise LimitExceeded(f"{what} is longer than {MAX_SIZE} (counting nested elements)") from None
+        raise LimitExceeded(
+            f"{what} is longer than {MAX_SIZE} (counting nested elements)"
+        ) from None
     return value
 
 

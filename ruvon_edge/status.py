@@ -24,7 +24,14 @@ class WorkflowStatus(StrEnum):
 S = WorkflowStatus
 
 TERMINAL: frozenset[str] = frozenset(
-    {S.COMPLETED, S.FAILED, S.FAILED_ROLLED_BACK, S.FAILED_CHILD_WORKFLOW, S.FAILED_WORKER_CRASH, S.CANCELLED}
+    {
+        S.COMPLETED,
+        S.FAILED,
+        S.FAILED_ROLLED_BACK,
+        S.FAILED_CHILD_WORKFLOW,
+        S.FAILED_WORKER_CRASH,
+        S.CANCELLED,
+    }
 )
 """Statuses a workflow never leaves on its own (``retry`` may revive a failed one)."""
 
@@ -44,13 +51,33 @@ FAILED: frozenset[str] = frozenset(
 _ANY_LIVE = frozenset(S) - TERMINAL
 _TRANSITIONS: dict[str, frozenset[str]] = {
     S.ACTIVE: frozenset(S) - {S.ACTIVE},
-    S.PENDING_ASYNC: frozenset({S.ACTIVE, S.CANCELLED, S.FAILED, S.FAILED_ROLLED_BACK, S.FAILED_WORKER_CRASH, S.COMPLETED}),
-    S.WAITING_HUMAN: frozenset({S.ACTIVE, S.CANCELLED, S.COMPLETED, S.FAILED, S.FAILED_ROLLED_BACK}),
+    S.PENDING_ASYNC: frozenset(
+        {S.ACTIVE, S.CANCELLED, S.FAILED, S.FAILED_ROLLED_BACK, S.FAILED_WORKER_CRASH, S.COMPLETED}
+    ),
+    S.WAITING_HUMAN: frozenset(
+        {S.ACTIVE, S.CANCELLED, S.COMPLETED, S.FAILED, S.FAILED_ROLLED_BACK}
+    ),
     S.PENDING_SUB_WORKFLOW: frozenset(
-        {S.ACTIVE, S.WAITING_CHILD_HUMAN_INPUT, S.FAILED_CHILD_WORKFLOW, S.FAILED_ROLLED_BACK, S.CANCELLED, S.COMPLETED, S.FAILED}
+        {
+            S.ACTIVE,
+            S.WAITING_CHILD_HUMAN_INPUT,
+            S.FAILED_CHILD_WORKFLOW,
+            S.FAILED_ROLLED_BACK,
+            S.CANCELLED,
+            S.COMPLETED,
+            S.FAILED,
+        }
     ),
     S.WAITING_CHILD_HUMAN_INPUT: frozenset(
-        {S.PENDING_SUB_WORKFLOW, S.ACTIVE, S.FAILED_CHILD_WORKFLOW, S.FAILED_ROLLED_BACK, S.CANCELLED, S.COMPLETED, S.FAILED}
+        {
+            S.PENDING_SUB_WORKFLOW,
+            S.ACTIVE,
+            S.FAILED_CHILD_WORKFLOW,
+            S.FAILED_ROLLED_BACK,
+            S.CANCELLED,
+            S.COMPLETED,
+            S.FAILED,
+        }
     ),
     # retried, or given up on by an operator (cancel)
     S.FAILED: frozenset({S.ACTIVE, S.CANCELLED}),

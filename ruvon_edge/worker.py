@@ -131,7 +131,12 @@ class Worker:
         try:
             return await work
         except (PersistenceError, OSError) as exc:
-            self.log(logging.WARNING, "serve_duty_failed", duty=what, error=f"{type(exc).__name__}: {exc}")
+            self.log(
+                logging.WARNING,
+                "serve_duty_failed",
+                duty=what,
+                error=f"{type(exc).__name__}: {exc}",
+            )
             return None
 
     async def drain(self) -> None:
@@ -142,7 +147,9 @@ class Worker:
         for job in pending:
             job.cancel()
         if pending:
-            self.log(logging.WARNING, "serve_grace_expired", abandoned=sorted(set(self.jobs.values())))
+            self.log(
+                logging.WARNING, "serve_grace_expired", abandoned=sorted(set(self.jobs.values()))
+            )
             await asyncio.gather(*pending, return_exceptions=True)
 
     # -- duties --------------------------------------------------------------------------
@@ -196,10 +203,16 @@ class Worker:
             lost = await persistence.requeue_worker_tasks(self.worker_id)
         except NotImplementedError:  # this store only knows stale heartbeats
             lost = []
-        beats = [b for b in await persistence.scan_stale_heartbeats(0) if b["worker_id"] == self.worker_id]
+        beats = [
+            b
+            for b in await persistence.scan_stale_heartbeats(0)
+            if b["worker_id"] == self.worker_id
+        ]
         await self._recover(lost, beats, predecessor=True)
 
-    async def _recover(self, lost: list[dict], beats: list[dict], predecessor: bool = False) -> None:
+    async def _recover(
+        self, lost: list[dict], beats: list[dict], predecessor: bool = False
+    ) -> None:
         for task in lost:
             self.log(logging.WARNING, "task_requeued" if task["status"] == "QUEUED" else "task_abandoned",
                      task_id=task["task_id"], workflow_id=task["workflow_id"], attempts=task.get("attempts"),
@@ -267,7 +280,9 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # one workflow's trouble must not stop the worker
-            self.log(logging.ERROR, "job_failed", workflow_id=wid, error=f"{type(exc).__name__}: {exc}")
+            self.log(
+                logging.ERROR, "job_failed", workflow_id=wid, error=f"{type(exc).__name__}: {exc}"
+            )
 
     async def _beat(self, wid: str, step: str | None, now: bool) -> None:
         if not now:
@@ -375,5 +390,3 @@ async def _main(db: str, registry: Any, options: dict[str, Any]) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with WorkflowEngine(SQLitePersistenceProvider(db), registry) as engine:
         return await serve(engine, stop_event=stop, **options)
-
-

@@ -46,10 +46,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(USAGE, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
-
 def _sync_lock(path: Path) -> ProcessLock:
     """One agent per database: two would ship and delete the same records."""
     return ProcessLock(path, "ruvon-sync")
+
 
 def _setting(p: argparse.ArgumentParser, name: str) -> None:
     info = SyncSettings.model_fields[name]

@@ -8,7 +8,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-POSTGRES_DSN = os.environ.get("RUVON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_DSN = os.environ.get(
+    "RUVON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("RUVON_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 AMQP_URL = os.environ.get("RUVON_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
@@ -17,7 +19,9 @@ def require(name: str, url: str) -> str:
     """Return ``url`` if its server accepts connections; else skip (fail under RUVON_REQUIRE_SERVICES=1)."""
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2
+        ):
             return url
     except OSError as exc:
         message = f"{name} is not reachable at {parsed.hostname}:{parsed.port} ({exc})"

@@ -10,13 +10,26 @@ from pathlib import Path
 import ruvon_edge
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ["asyncpg", "redis", "celery", "opentelemetry", "uvicorn", "httpx", "jinja2", "structlog", "tenacity"]
+HEAVY = [
+    "asyncpg",
+    "redis",
+    "celery",
+    "opentelemetry",
+    "uvicorn",
+    "httpx",
+    "jinja2",
+    "structlog",
+    "tenacity",
+]
 
 
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return set(json.loads(out.stdout))
 
@@ -24,8 +37,13 @@ def _modules_after(code: str) -> set[str]:
 def test_all_names_resolve_and_match_the_contract():
     """Every name in __all__ imports, and the contract's names are all there."""
     contract = {
-        "WorkflowEngine", "WorkflowRegistry", "StepContext", "WorkflowJumpDirective",
-        "WorkflowPauseDirective", "StartSubWorkflowDirective", "WorkflowStatus",
+        "WorkflowEngine",
+        "WorkflowRegistry",
+        "StepContext",
+        "WorkflowJumpDirective",
+        "WorkflowPauseDirective",
+        "StartSubWorkflowDirective",
+        "WorkflowStatus",
     }
     assert contract <= set(ruvon_edge.__all__)
     for name in ruvon_edge.__all__:
@@ -45,7 +63,13 @@ def test_building_an_engine_with_sqlite_loads_no_server_library():
         "from ruvon_edge.implementations.persistence.sqlite import SQLitePersistenceProvider\n"
         "WorkflowEngine(SQLitePersistenceProvider(':memory:'), WorkflowRegistry())"
     )
-    assert not {m.split(".")[0] for m in loaded} & {"asyncpg", "redis", "celery", "opentelemetry", "uvicorn"}
+    assert not {m.split(".")[0] for m in loaded} & {
+        "asyncpg",
+        "redis",
+        "celery",
+        "opentelemetry",
+        "uvicorn",
+    }
 
 
 def test_contract_module_paths_export_their_classes():
@@ -77,7 +101,9 @@ def test_persistence_errors_have_the_contract_hierarchy():
     from ruvon_edge.providers import persistence as p
 
     assert issubclass(p.PersistenceError, RuntimeError)
-    assert issubclass(p.WorkflowNotFoundError, p.PersistenceError) and issubclass(p.WorkflowNotFoundError, ValueError)
+    assert issubclass(p.WorkflowNotFoundError, p.PersistenceError) and issubclass(
+        p.WorkflowNotFoundError, ValueError
+    )
     assert issubclass(p.DuplicateIdempotencyKeyError, p.PersistenceError)
     assert issubclass(p.TaskNotFoundError, p.PersistenceError)
 
@@ -86,7 +112,10 @@ def test_persistence_provider_composes_the_roles_with_the_reference_abstract_met
     """PersistenceProvider is a WorkflowStore, TaskQueue and EdgeSyncStore whose abstract methods are the SDK's."""
     from ruvon_edge.providers import persistence as p
 
-    assert all(issubclass(p.PersistenceProvider, role) for role in (p.WorkflowStore, p.TaskQueue, p.EdgeSyncStore))
+    assert all(
+        issubclass(p.PersistenceProvider, role)
+        for role in (p.WorkflowStore, p.TaskQueue, p.EdgeSyncStore)
+    )
     assert p.PersistenceProvider.__abstractmethods__ == {
         "initialize", "close", "save_workflow", "load_workflow", "list_workflows", "log_execution",
         "record_metric", "claim_next_task", "heartbeat_update", "scan_stale_heartbeats",

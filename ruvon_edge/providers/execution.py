@@ -43,7 +43,11 @@ class ExecutionProvider(ABC):
 
     @abstractmethod
     async def dispatch_parallel_tasks(
-        self, workflow_id, tasks: list[dict], state: dict, execution_context: ExecutionContext | None = None
+        self,
+        workflow_id,
+        tasks: list[dict],
+        state: dict,
+        execution_context: ExecutionContext | None = None,
     ) -> list[dict]:
         """Run ``tasks`` (``name, function, kwargs``) and return one ``{name, status, result|error}`` each."""
 

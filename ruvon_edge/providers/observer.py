@@ -16,7 +16,9 @@ class WorkflowObserver(ABC):  # noqa: B024 - an ABC whose hooks all default to n
     async def on_workflow_started(self, workflow_id, workflow_type: str) -> None:
         """A workflow was created."""
 
-    async def on_step_executed(self, workflow_id, step_name: str, result: Any, duration_ms: float | None = None) -> None:
+    async def on_step_executed(
+        self, workflow_id, step_name: str, result: Any, duration_ms: float | None = None
+    ) -> None:
         """A step finished and its result was committed."""
 
     async def on_workflow_completed(self, workflow_id) -> None:
@@ -25,7 +27,9 @@ class WorkflowObserver(ABC):  # noqa: B024 - an ABC whose hooks all default to n
     async def on_workflow_failed(self, workflow_id, error: Any) -> None:
         """A workflow reached a failed status."""
 
-    async def on_workflow_status_changed(self, workflow_id, old_status: str, new_status: str) -> None:
+    async def on_workflow_status_changed(
+        self, workflow_id, old_status: str, new_status: str
+    ) -> None:
         """A workflow's status changed."""
 
     async def on_workflow_paused(self, workflow_id, step_name: str, reason: str) -> None:
@@ -37,7 +41,9 @@ class WorkflowObserver(ABC):  # noqa: B024 - an ABC whose hooks all default to n
     async def on_compensation_started(self, workflow_id, step_name: str, step_index: int) -> None:
         """A saga compensation is about to run."""
 
-    async def on_compensation_completed(self, workflow_id, step_name: str, success: bool, error: Any = None) -> None:
+    async def on_compensation_completed(
+        self, workflow_id, step_name: str, success: bool, error: Any = None
+    ) -> None:
         """A saga compensation finished."""
 
     async def on_child_workflow_started(self, parent_id, child_id, child_type: str) -> None:

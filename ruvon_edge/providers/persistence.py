@@ -212,7 +212,9 @@ class EdgeSyncStore(StoreLifecycle):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support edge sync")
 
-    async def delete_synced_workflows(self, ids: list[str], *, versions: dict[str, int] | None = None) -> int:
+    async def delete_synced_workflows(
+        self, ids: list[str], *, versions: dict[str, int] | None = None
+    ) -> int:
         """Settle acked workflows in one transaction; return how many left the pending set.
 
         Settled means deleted or, for a FAILED* workflow, kept out of the backlog for
@@ -293,9 +295,13 @@ class PersistenceProvider(WorkflowStore, TaskQueue, EdgeSyncStore):
             for a in t.audit:
                 await self.log_execution(wid, a.get("step_name"), "AUDIT", a["event_type"], a)
             for log in t.logs:
-                await self.log_execution(wid, log.get("step_name"), log["level"], log["message"], log.get("metadata"))
+                await self.log_execution(
+                    wid, log.get("step_name"), log["level"], log["message"], log.get("metadata")
+                )
             for m in t.metrics:
-                await self.record_metric(wid, m.get("step_name"), m["metric_name"], m["metric_value"], m.get("metadata"))
+                await self.record_metric(
+                    wid, m.get("step_name"), m["metric_name"], m["metric_value"], m.get("metadata")
+                )
             for task in t.tasks:
                 await self.enqueue_task(task)
             versions.append((await self.load_workflow(wid))["version"])

@@ -48,7 +48,9 @@ def sqlite_store(tmp_path: Path) -> AbstractAsyncContextManager[PersistenceProvi
     return _opened(SQLitePersistenceProvider(tmp_path / "conformance.db"))
 
 
-def sqlite_reopen(provider: PersistenceProvider) -> AbstractAsyncContextManager[PersistenceProvider]:
+def sqlite_reopen(
+    provider: PersistenceProvider,
+) -> AbstractAsyncContextManager[PersistenceProvider]:
     """A second SQLite provider (its own writer connection and thread) on the same file."""
     return _opened(SQLitePersistenceProvider(provider.db_path))
 

@@ -11,8 +11,18 @@ import sys
 def test_demo_runs_every_payment_and_syncs_them_all(tmp_path):
     """`ruvon-edge demo --json` runs the workload, syncs every workflow and leaves nothing on the device."""
     result = subprocess.run(
-        [sys.executable, "-m", "ruvon_edge.cli", "demo", "--json", "--workdir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "-m",
+            "ruvon_edge.cli",
+            "demo",
+            "--json",
+            "--workdir",
+            str(tmp_path / "demo"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
@@ -36,9 +46,14 @@ def test_demo_cleans_up_honours_db_and_ends_with_the_commands_to_look(tmp_path):
     assert db.exists() and not list(tmp_path.glob("ruvon-demo-*"))
     lines = result.stdout.splitlines()
     assert "(removed; --keep keeps them)" in next(line for line in lines if "files" in line)
-    look = lines[lines.index("look at what was synced (after a run with --keep or --workdir DIR):") + 1 :]
+    look = lines[
+        lines.index("look at what was synced (after a run with --keep or --workdir DIR):") + 1 :
+    ]
     assert [line.split()[:2] for line in look] == [
-        ["ruvon-edge", "list"], ["ruvon-sync", "status"], ["ruvon-cloud", "workflows"], ["ruvon-cloud", "show"],
+        ["ruvon-edge", "list"],
+        ["ruvon-sync", "status"],
+        ["ruvon-cloud", "workflows"],
+        ["ruvon-cloud", "show"],
     ]
     assert f"--db {db}" in look[0]
 

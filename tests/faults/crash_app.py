@@ -45,7 +45,9 @@ async def main(db: str) -> None:
 
     registry = WorkflowRegistry(allowed_modules=["crash_app"])
     registry.register(DEFINITION)
-    async with WorkflowEngine(persistence=SQLitePersistenceProvider(db), registry=registry) as engine:
+    async with WorkflowEngine(
+        persistence=SQLitePersistenceProvider(db), registry=registry
+    ) as engine:
         for wf in await engine.list_workflows(status="ACTIVE", limit=1000):
             await engine.run(wf.id)
         print("ready", flush=True)

@@ -28,11 +28,18 @@ async def test_kill_9_at_random_points_loses_nothing_and_reruns_no_completed_ste
     """
     db = tmp_path / "edge.db"
     markers = tmp_path / "markers.txt"
-    env = {**os.environ, "CRASH_MARKERS": str(markers), "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "CRASH_MARKERS": str(markers),
+        "PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     rng = random.Random(20261125)
     for _ in range(KILLS):
         proc = subprocess.Popen(
-            [sys.executable, str(HERE / "crash_app.py"), str(db)], env=env, stdout=subprocess.PIPE, text=True
+            [sys.executable, str(HERE / "crash_app.py"), str(db)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None
         try:
@@ -55,7 +62,9 @@ async def test_kill_9_at_random_points_loses_nothing_and_reruns_no_completed_ste
 
     registry = WorkflowRegistry(allowed_modules=["crash_app"])
     registry.register(crash_app.DEFINITION)
-    async with WorkflowEngine(persistence=SQLitePersistenceProvider(str(db)), registry=registry) as engine:
+    async with WorkflowEngine(
+        persistence=SQLitePersistenceProvider(str(db)), registry=registry
+    ) as engine:
         for wf in await engine.list_workflows(status="ACTIVE", limit=10_000):
             await engine.run(wf.id)
         workflows = await engine.list_workflows(limit=100_000)

@@ -223,7 +223,9 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True  # the agent is gone (killed, or it gave up): the fault itself
+                    self.close_connection = (
+                        True  # the agent is gone (killed, or it gave up): the fault itself
+                    )
 
             def finish(self) -> None:
                 try:

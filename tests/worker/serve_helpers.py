@@ -117,7 +117,9 @@ def statuses(db: Path) -> dict[str, tuple[str, dict]]:
 
 def log_events(db: Path) -> list[dict]:
     """The JSON log lines `serve` wrote to ``db``.out (every line must be JSON)."""
-    return [json.loads(line) for line in db.with_suffix(".out").read_text().splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in db.with_suffix(".out").read_text().splitlines() if line.strip()
+    ]
 
 
 def stop(proc: subprocess.Popen) -> int:

@@ -49,7 +49,9 @@ class RemoteExecutionProvider(LocalExecutionProvider):
         step's ``timeout_seconds`` bounds the whole fan-out on the engine side.
         """
         row = await self.engine.persistence.load_workflow(str(workflow_id))
-        definition = self.engine.snapshots.definition_of({**row, "context": row.get("context") or {}})
+        definition = self.engine.snapshots.definition_of(
+            {**row, "context": row.get("context") or {}}
+        )
         retry, timeout = None, None
         if kwargs is None:
             step = next((s for s in definition.steps if s.name == step_name), None)
@@ -70,15 +72,20 @@ class RemoteExecutionProvider(LocalExecutionProvider):
             "timeout": timeout,
         }
 
-
     async def dispatch_parallel_tasks(
         self, workflow_id, tasks: list[dict], state, execution_context: Any = None
     ) -> list[dict]:
         """Send one task per PARALLEL task and wait for all; a timeout (cancellation) cancels the unfinished ones."""
         step_name = getattr(execution_context, "step_name", None) or ""
-        base = await self.payload_for(workflow_id, step_name, "", state, execution_context, kwargs={})
+        base = await self.payload_for(
+            workflow_id, step_name, "", state, execution_context, kwargs={}
+        )
         jobs = [
-            (str(uuid.uuid4()), t["name"], {**base, "function": t["function"], "kwargs": dict(t.get("kwargs") or {})})
+            (
+                str(uuid.uuid4()),
+                t["name"],
+                {**base, "function": t["function"], "kwargs": dict(t.get("kwargs") or {})},
+            )
             for t in tasks
         ]  # one read of the workflow row for the whole fan-out
         await self.submit_parallel(workflow_id, jobs)
@@ -90,7 +97,9 @@ class RemoteExecutionProvider(LocalExecutionProvider):
             raise
         return [parallel_entry(name, *done[task_id]) for task_id, name, _ in jobs]
 
-    async def submit_parallel(self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
+    async def submit_parallel(
+        self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]
+    ) -> None:
         """Hand ``(task_id, task name, payload)`` jobs to the workers."""
         raise NotImplementedError
 

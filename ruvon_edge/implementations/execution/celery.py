@@ -185,14 +185,18 @@ class CeleryExecutor(RemoteExecutionProvider):
         self._watched[task_id] = None
         return task_id
 
-    async def submit_parallel(self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
+    async def submit_parallel(
+        self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]
+    ) -> None:
         for task_id, _, payload in jobs:
             await asyncio.to_thread(self._send, task_id, payload)
 
     async def wait_all(self, task_ids: list[str]) -> dict[str, tuple[str, Any, str | None]]:
         done: dict[str, tuple[str, Any, str | None]] = {}
         while len(done) < len(task_ids):
-            done.update(await asyncio.to_thread(self._outcomes, [i for i in task_ids if i not in done]))
+            done.update(
+                await asyncio.to_thread(self._outcomes, [i for i in task_ids if i not in done])
+            )
             if len(done) < len(task_ids):
                 await asyncio.sleep(self.poll_seconds)
         await asyncio.to_thread(lambda: [self.app.AsyncResult(i).forget() for i in task_ids])

@@ -180,8 +180,12 @@ class PostgresExecutor(RemoteExecutionProvider):
         return {"task_id": task_id, "kind": kind, "workflow_id": str(workflow_id), "step_name": step_name,
                 "payload": payload, "max_attempts": self.max_attempts}  # fmt: skip
 
-    async def submit_parallel(self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
-        await self._enqueue([self._task(i, "parallel", workflow_id, name, p) for i, name, p in jobs])
+    async def submit_parallel(
+        self, workflow_id: Any, jobs: list[tuple[str, str, dict[str, Any]]]
+    ) -> None:
+        await self._enqueue(
+            [self._task(i, "parallel", workflow_id, name, p) for i, name, p in jobs]
+        )
 
     async def _enqueue(self, rows: list[dict[str, Any]]) -> None:
         async with self._queue.pool.acquire() as conn:

@@ -19,9 +19,15 @@ class ThreadPoolExecutionProvider(LocalExecutionProvider):
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="ruvon-step")
 
     async def dispatch_parallel_tasks(
-        self, workflow_id, tasks: list[dict], state, execution_context: ExecutionContext | None = None
+        self,
+        workflow_id,
+        tasks: list[dict],
+        state,
+        execution_context: ExecutionContext | None = None,
     ) -> list[dict]:
-        return list(await asyncio.gather(*(self.run_task(t, state, execution_context) for t in tasks)))
+        return list(
+            await asyncio.gather(*(self.run_task(t, state, execution_context) for t in tasks))
+        )
 
     async def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)

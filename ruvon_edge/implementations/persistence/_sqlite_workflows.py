@@ -57,7 +57,9 @@ def write_workflow(
     exactly that version"; anything else raises ``ConcurrentUpdateError``.
     """
     keep_definition = cas and expected is not None
-    if keep_definition:  # an instance's definition snapshot never changes: not re-encoded, not re-written
+    if (
+        keep_definition
+    ):  # an instance's definition snapshot never changes: not re-encoded, not re-written
         data = {**data, "definition": None}
     found = conn.execute(_CURRENT, (wid,)).fetchone()
     current = dict(found) if found is not None else None
@@ -95,7 +97,9 @@ def _update_sql(current: dict, row: dict, keep_definition: bool) -> str:
     if sql is None:
         columns = [c for c in (*_ALWAYS, *changed) if not (keep_definition and c == "definition")]
         sets = ", ".join(f"{c} = :{c}" for c in columns)
-        sql = _UPDATE_SQL[(changed, keep_definition)] = f"UPDATE workflows SET {sets} WHERE id = :id"
+        sql = _UPDATE_SQL[(changed, keep_definition)] = (
+            f"UPDATE workflows SET {sets} WHERE id = :id"
+        )
     return sql
 
 
@@ -150,7 +154,11 @@ def search_workflows(conn: sqlite3.Connection, statuses: tuple[str, ...], workfl
     if statuses:
         where.append(f"status IN ({', '.join('?' * len(statuses))})")
         params.extend(statuses)
-    filters = (("workflow_type = ?", workflow_type), ("created_at >= ?", since), ("created_at < ?", until))
+    filters = (
+        ("workflow_type = ?", workflow_type),
+        ("created_at >= ?", since),
+        ("created_at < ?", until),
+    )
     for clause, value in filters:
         if value is not None:
             where.append(clause)
