@@ -252,7 +252,9 @@ async def test_expected_status_may_list_other_codes(engine, server):
 async def test_timeout_fails_the_step(engine, server):
     """A server slower than the timeout fails the step with a timeout message."""
     wf = await run(engine, "Slow", {"base": base(server)})
-    assert wf.status == "FAILED" and "timed out after 0.3 s" in wf.error  # the 2 s answer never came
+    assert (
+        wf.status == "FAILED" and "timed out after 0.3 s" in wf.error
+    )  # the 2 s answer never came
 
 
 async def test_bad_template_fails_with_the_field_and_sends_nothing(engine, server):
